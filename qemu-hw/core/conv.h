@@ -1,0 +1,71 @@
+/* A convolution task as decoded from the register file (task.c) and executed (pipeline.c). */
+#ifndef RKNPU_CONV_H
+#define RKNPU_CONV_H
+
+#include "hwchoices.h"
+#include "internal.h"
+
+/* One DPU post-processing ALU stage (BS or BN) and its activation. */
+struct rn_alu_stage {
+    bool on;            /* stage not bypassed */
+    bool alu;           /* ALU not bypassed */
+    bool alu_mem;       /* operand per channel from BRDMA (BS only) */
+    bool sub;           /* ALU_ALGO 4: v - operand; else add */
+    int32_t operand;    /* register operand */
+    bool relu, relux;
+    int32_t relux_cmp;
+};
+
+struct rn_conv {
+    bool dw;
+    uint32_t wi, hi, ci;           /* input tile: DATAIN_WIDTH/HEIGHT/CHANNEL */
+    uint32_t kw, kh, k;            /* kernel size and kernels */
+    uint32_t sx, sy, pt, pl;       /* strides, top and left pad */
+    uint32_t wo, ho;               /* output cube */
+    uint32_t co;                   /* channels written: DPU CHANNEL + 1 */
+    uint32_t co_calc;              /* channels computed: min(ORIG_CHANNEL + 1, co) */
+    uint32_t dma_base;             /* PC TASK_DMA_BASE_ADDR, added to every data address */
+
+    /* CNA fetch */
+    uint32_t feat_addr;
+    int64_t row_pitch, surf_pitch; /* normal (NC1HWC2) mode */
+    uint32_t argb_n;               /* dense mode bytes per pixel; 0 in normal mode */
+    bool cvt_on, cvt_signed, cvt_add_first, cvt_half_up;
+    uint32_t cvt_en;
+    struct rn_cvt_lane cvt[4];
+    uint32_t pad_con1;
+    uint32_t wt_addr;
+    uint64_t wt_bytes;             /* bytes the weight layout spans */
+    bool weight_reuse;
+    uint32_t trunc;
+    bool trunc_half_up;
+
+    /* DPU */
+    struct rn_alu_stage bs, bn;
+    uint32_t bias_addr, bias_entries;
+    bool cpend;
+    uint32_t ow_op;
+    bool ew_on, ew_operand;        /* stage active; operand read from memory */
+    uint32_t ew_algo;              /* 0 max, 1 min, 2 add, 4 v - e' */
+    bool ew_cvt, ew_add_first, ew_half_up;
+    int32_t ew_offset;
+    int16_t ew_scale;
+    uint32_t ew_shift;
+    bool ew_relu, ew_relux;
+    int32_t ew_relux_cmp;
+    bool ew_two_streams;
+    uint32_t ew_src, ew_base, ew_notch_src, ew_notch_ew, ew_surf_stride;
+    uint32_t out_scale, out_shift, out_offset;
+    uint32_t dst, dst_surf_stride, surf_add, group_channels;
+    uint32_t offset_pend;
+};
+
+/* Decode and validate; on refusal fills out->error / out->hang (logged) and returns false. */
+bool rn_conv_decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
+                    struct rn_task_outcome *out);
+
+/* Run a decoded convolution through fetch, MAC, DPU and WDMA. */
+void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct rn_conv *d,
+                     struct rn_task_outcome *out);
+
+#endif

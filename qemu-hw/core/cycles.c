@@ -1,0 +1,43 @@
+/*
+ * Cycle model v1. MAC cycles follow the RKNN runtime's own RK3588 cost model (fitted exactly to
+ * its perf_detail tables, hardware-notes.md 4.2): a conv takes OH*OW*ceil(OC/32)*max(4,
+ * ceil(IC/32)*KH*KW) cycles (1024 MAC/cycle when the kernel is deep enough), a depthwise
+ * OH*OW*KH*KW*ceil(C/64) (64 MAC/cycle). DMA overlaps the MACs; a fixed cost covers the regcmd
+ * fetch and pipeline fill/drain of every task.
+ */
+#include "internal.h"
+
+void rn_timing_default(struct rn_timing *t)
+{
+    t->clock_hz = 200000000;           /* mainline DT: assigned-clock-rates 200 MHz */
+    t->dma_bytes_per_sec = 8000000000; /* fraction of the ~17-22 GB/s LPDDR4X one core sees */
+    t->task_overhead_cycles = 2000;
+}
+
+uint64_t rn_cycles_to_ns(const struct rn_timing *t, uint64_t cycles)
+{
+    uint64_t hz = t->clock_hz ? t->clock_hz : 1;
+    return (uint64_t)((unsigned __int128)cycles * 1000000000u / hz);
+}
+
+static uint64_t div_up(uint64_t a, uint64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+void rn_cycles_estimate(const struct rn_timing *t, struct rn_task_stats *st)
+{
+    uint64_t pix = (uint64_t)st->out_w * st->out_h, taps = (uint64_t)st->kh * st->kw, mac, dma;
+    uint64_t per;
+    if (st->depthwise) {
+        mac = pix * taps * div_up(st->out_c, 64);
+    } else {
+        per = div_up(st->in_c, 32) * taps;
+        mac = pix * div_up(st->out_c, 32) * (per > 4 ? per : 4);
+    }
+    dma = t->dma_bytes_per_sec
+              ? (uint64_t)((unsigned __int128)(st->bytes_read + st->bytes_written) *
+                           t->clock_hz / t->dma_bytes_per_sec)
+              : 0;
+    st->cycles = t->task_overhead_cycles + (mac > dma ? mac : dma);
+}

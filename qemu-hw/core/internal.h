@@ -1,0 +1,41 @@
+/* Private interfaces between the core's files. */
+#ifndef RKNPU_INTERNAL_H
+#define RKNPU_INTERNAL_H
+
+#include "rknpu.h"
+
+#define REG(c, name) ((c)->regs[(RN_##name) / 4])
+
+#if defined(__GNUC__)
+#define RN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define RN_PRINTF(a, b)
+#endif
+
+void rn_logf(struct rn_core *c, enum rn_log_kind kind, const char *fmt, ...) RN_PRINTF(3, 4);
+
+/* Growable scratch buffers, kept across tasks so a kick does not allocate per task. */
+enum rn_buf { RN_BUF_REGCMD, RN_BUF_INPUT, RN_BUF_ROW, RN_BUF_WIDE, RN_BUF_PAD, RN_BUF_WEIGHTS, RN_BUF_WPACK,
+              RN_BUF_PATCH, RN_BUF_ACC, RN_BUF_SUM, RN_BUF_BIAS, RN_BUF_OUT, RN_BUF_EW,
+              RN_BUF_COUNT };
+/* Returns a buffer of at least @bytes (64-byte aligned), or NULL when @bytes is over the limit. */
+void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes);
+
+/* Store a register as the regcmd stream or the host writes it (S_POINTER pulses included). */
+void rn_store_block_reg(struct rn_core *c, uint32_t offset, uint32_t value);
+
+/* What one task's pipeline did. */
+struct rn_task_outcome {
+    uint32_t error;           /* RN_ERR_* */
+    bool hang;
+    struct rn_task_stats st;
+};
+
+/* Run the blocks named by an op_en bitmap on the current register file. */
+void rn_pipeline_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
+                     struct rn_task_outcome *out);
+
+/* Cycle model for a finished task (fills st->cycles). */
+void rn_cycles_estimate(const struct rn_timing *t, struct rn_task_stats *st);
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * The MAC loops, written plainly so the compiler vectorises them, and instantiated three times:
+ * generic, AVX2 and AVX-512 VNNI (where u8 x s8 dot products become vpdpbusd).
+ */
+#include "kernels.h"
+
+/* These loops need the vectoriser whatever the including build's -O level (QEMU uses -O2). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* 2 pixels x 4 outputs, the whole reduction in registers. */
+INLINE void gemm_body(const uint8_t *patch, size_t npix, const int8_t *w, size_t nout_pad,
+                      size_t kp, int32_t *acc)
+{
+    for (size_t p = 0; p < npix; p += 2) {
+        const uint8_t *a0 = patch + p * kp;
+        const uint8_t *a1 = p + 1 < npix ? a0 + kp : a0;
+        for (size_t o = 0; o < nout_pad; o += 4) {
+            const int8_t *w0 = w + o * kp, *w1 = w0 + kp, *w2 = w1 + kp, *w3 = w2 + kp;
+            int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+            for (size_t i = 0; i < kp; i += RN_KP_ALIGN) {
+                for (size_t j = i; j < i + RN_KP_ALIGN; j++) {
+                    int32_t x0 = a0[j], x1 = a1[j];
+                    s00 += x0 * w0[j]; s01 += x0 * w1[j]; s02 += x0 * w2[j]; s03 += x0 * w3[j];
+                    s10 += x1 * w0[j]; s11 += x1 * w1[j]; s12 += x1 * w2[j]; s13 += x1 * w3[j];
+                }
+            }
+            int32_t *r0 = acc + p * nout_pad + o;
+            r0[0] = s00; r0[1] = s01; r0[2] = s02; r0[3] = s03;
+            if (p + 1 < npix) {
+                int32_t *r1 = r0 + nout_pad;
+                r1[0] = s10; r1[1] = s11; r1[2] = s12; r1[3] = s13;
+            }
+        }
+    }
+}
+
+INLINE void dw_body(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n)
+{
+    for (size_t c = 0; c < n; c++) {
+        int32_t a = (int32_t)src[c] - 128;
+        acc[c] += a * w[c];
+        sum[c] += a;
+    }
+}
+
+INLINE uint32_t sum_body(const uint8_t *p, size_t n)
+{
+    uint32_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        s += p[i];
+    }
+    return s;
+}
+
+#define DEFINE_ISA(suffix, attr)                                                              \
+    attr static void gemm_##suffix(const uint8_t *a, size_t np, const int8_t *w, size_t no,   \
+                                   size_t kp, int32_t *acc)                                  \
+    { gemm_body(a, np, w, no, kp, acc); }                                                     \
+    attr static void dw_##suffix(const uint8_t *s, const int8_t *w, int32_t *acc,            \
+                                 int32_t *sum, size_t n)                                     \
+    { dw_body(s, w, acc, sum, n); }                                                           \
+    attr static uint32_t sum_##suffix(const uint8_t *p, size_t n) { return sum_body(p, n); }
+
+DEFINE_ISA(generic, )
+#if defined(__x86_64__) && defined(__GNUC__)
+DEFINE_ISA(avx2, __attribute__((target("avx2"))))
+#ifdef __clang__
+#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni"
+#else
+#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,prefer-vector-width=512"
+#endif
+DEFINE_ISA(vnni, __attribute__((target(VNNI_TARGET))))
+#endif
+
+struct impl {
+    const char *name;
+    void (*gemm)(const uint8_t *, size_t, const int8_t *, size_t, size_t, int32_t *);
+    void (*dw)(const uint8_t *, const int8_t *, int32_t *, int32_t *, size_t);
+    uint32_t (*sum)(const uint8_t *, size_t);
+};
+
+static const struct impl *pick(void)
+{
+    static const struct impl generic = { "generic", gemm_generic, dw_generic, sum_generic };
+#if defined(__x86_64__) && defined(__GNUC__)
+    static const struct impl avx2 = { "avx2", gemm_avx2, dw_avx2, sum_avx2 };
+    static const struct impl vnni = { "avx512vnni", gemm_vnni, dw_vnni, sum_vnni };
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl")) {
+        return &vnni;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        return &avx2;
+    }
+#endif
+    return &generic;
+}
+
+/* Picked once; every thread computes the same answer, so a race on first use is harmless. */
+static const struct impl *impl(void)
+{
+    static const struct impl *volatile chosen;
+    const struct impl *i = chosen;
+    if (!i) {
+        chosen = i = pick();
+    }
+    return i;
+}
+
+void rn_gemm_u8s8(const uint8_t *patch, size_t npix, const int8_t *w, size_t nout_pad, size_t kp,
+                  int32_t *acc)
+{
+    impl()->gemm(patch, npix, w, nout_pad, kp, acc);
+}
+
+void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n)
+{
+    impl()->dw(src, w, acc, sum, n);
+}
+
+uint32_t rn_sum_u8(const uint8_t *p, size_t n)
+{
+    return impl()->sum(p, n);
+}
+
+const char *rn_kernels_isa(void)
+{
+    return impl()->name;
+}

@@ -1,0 +1,430 @@
+/*
+ * CNA fetch → CORE MAC → DPU (BS, BN, EW, OUT_CVT) → WDMA for one convolution task.
+ * Inputs live in a padded HWC tile of (int8 + 128) bytes, so the MAC loops are u8 x s8 dot
+ * products; the -128 is folded back with per-kernel weight sums.
+ */
+#include <string.h>
+
+#include "conv.h"
+#include "kernels.h"
+
+#define ALIGN_UP(x, a) (((x) + (a) - 1) / (a) * (a))
+
+struct tile {
+    uint8_t *px;          /* [hp][wp][ci] of input + 128 */
+    uint32_t hp, wp;
+};
+
+static bool dma_read(const struct rn_mem *m, uint32_t iova, void *buf, size_t len,
+                     struct rn_task_outcome *out)
+{
+    out->st.bytes_read += len;
+    if (m->read(m->opaque, iova, buf, len)) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    return true;
+}
+
+static uint8_t fetched_byte(const struct rn_conv *d, uint8_t raw, uint32_t ch)
+{
+    if (d->cvt_on && ((d->cvt_en >> (ch % 16)) & 1)) {
+        raw = (uint8_t)rn_cna_cvt(raw, d->cvt_signed, d->cvt_add_first, d->cvt_half_up,
+                                  &d->cvt[ch % 4]);
+    }
+    return raw ^ 0x80;
+}
+
+/* Store input pixel row y (bytes of channels [c0, c0+n) at pitch `step`) into the tile. */
+static void store_row(const struct rn_conv *d, struct tile *t, const uint8_t *row, uint32_t y,
+                      uint32_t c0, uint32_t n, uint32_t step)
+{
+    uint64_t ty = (uint64_t)y + d->pt;
+    if (ty >= t->hp) {
+        return;
+    }
+    for (uint32_t x = 0; x < d->wi && (uint64_t)x + d->pl < t->wp; x++) {
+        uint8_t *dst = t->px + (ty * t->wp + x + d->pl) * d->ci + c0;
+        const uint8_t *src = row + (size_t)x * step;
+        if (!d->cvt_on) {
+            for (uint32_t l = 0; l < n; l++) {
+                dst[l] = src[l] ^ 0x80;
+            }
+        } else {
+            for (uint32_t l = 0; l < n; l++) {
+                dst[l] = fetched_byte(d, src[l], c0 + l);
+            }
+        }
+    }
+}
+
+/* CNA: fill the padded tile and read the input window from memory (Q4, Q6, Q13). */
+static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                        struct tile *t, struct rn_task_outcome *out)
+{
+    size_t pix = (size_t)t->hp * t->wp;
+    uint8_t *pattern = rn_scratch(c, RN_BUF_PAD, d->ci);
+    uint8_t *row;
+    uint32_t base = d->feat_addr + d->dma_base;
+
+    t->px = rn_scratch(c, RN_BUF_INPUT, pix * d->ci);
+    if (!t->px || !pattern) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    for (uint32_t ch = 0; ch < d->ci; ch++) {
+        pattern[ch] = (uint8_t)rn_pad_byte(d->pad_con1, d->dw, ch) ^ 0x80;
+    }
+    for (size_t p = 0; p < pix; p++) {
+        memcpy(t->px + p * d->ci, pattern, d->ci);
+    }
+    if (d->argb_n) {   /* dense mode: n bytes per pixel, channels >= n read 0 */
+        uint8_t *raw = rn_scratch(c, RN_BUF_ROW, (size_t)d->wi * d->argb_n);
+        row = rn_scratch(c, RN_BUF_WIDE, (size_t)d->wi * d->ci);
+        if (!raw || !row) {
+            out->error |= RN_ERR_DMA_READ;
+            return false;
+        }
+        for (uint32_t y = 0; y < d->hi; y++) {
+            uint32_t addr = (uint32_t)(base + (int64_t)y * d->row_pitch);
+            if (!dma_read(m, addr, raw, (size_t)d->wi * d->argb_n, out)) {
+                return false;
+            }
+            for (uint32_t x = 0; x < d->wi; x++) {
+                for (uint32_t ch = 0; ch < d->ci; ch++) {
+                    row[(size_t)x * d->ci + ch] =
+                        ch < d->argb_n ? raw[(size_t)x * d->argb_n + ch] : 0;
+                }
+            }
+            store_row(d, t, row, y, 0, d->ci, d->ci);
+        }
+        return true;
+    }
+    row = rn_scratch(c, RN_BUF_ROW, (size_t)d->wi * 16);
+    if (!row) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    for (uint32_t s = 0; s * 16 < d->ci; s++) {
+        uint32_t n = d->ci - s * 16 < 16 ? d->ci - s * 16 : 16;
+        for (uint32_t y = 0; y < d->hi; y++) {
+            uint32_t addr = (uint32_t)(base + (int64_t)s * d->surf_pitch + (int64_t)y * d->row_pitch);
+            if (!dma_read(m, addr, row, (size_t)d->wi * 16, out)) {
+                return false;
+            }
+            store_row(d, t, row, y, s * 16, n, 16);
+        }
+    }
+    return true;
+}
+
+/* Packed weights: conv rows [nout_pad][kp] in (ky, kx, c) order, depthwise [taps][ci] (Q5). */
+struct wpack {
+    int8_t *w;
+    int32_t *sum;        /* per conv kernel: sum of its weights */
+    size_t kp, nk, nout_pad;
+};
+
+static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                          struct wpack *p, struct rn_task_outcome *out)
+{
+    uint32_t taps = d->kh * d->kw, g = d->dw ? 64 : 32;
+    uint8_t *raw = rn_scratch(c, RN_BUF_WEIGHTS, d->wt_bytes);
+    if (!raw) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    out->st.bytes_read += rn_weight_dma_bytes(REG(c, CNA_CBUF_CON0), d->wt_bytes);
+    if (m->read(m->opaque, d->wt_addr + d->dma_base, raw, d->wt_bytes)) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    p->nk = d->dw ? 1 : (d->k < d->co_calc ? d->k : d->co_calc);
+    p->kp = d->dw ? d->ci : ALIGN_UP((size_t)taps * d->ci, RN_KP_ALIGN);
+    p->nout_pad = d->dw ? 1 : ALIGN_UP(p->nk, 4);
+    p->w = rn_scratch(c, RN_BUF_WPACK, p->nout_pad * p->kp);
+    p->sum = rn_scratch(c, RN_BUF_SUM, (p->nout_pad + d->co + 1) * sizeof(int32_t));
+    if (!p->w || !p->sum) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    memset(p->w, 0, p->nout_pad * p->kp);
+    for (uint32_t o = 0; o < p->nk; o++) {
+        int32_t s = 0;
+        for (uint32_t t = 0; t < taps; t++) {
+            for (uint32_t c0 = 0; c0 < d->ci; c0 += g) {
+                uint32_t gw = d->ci - c0 < g ? d->ci - c0 : g;
+                uint64_t off = rn_weight_offset(d->dw, d->ci, d->kh, d->kw, d->k, o, c0,
+                                                t / d->kw, t % d->kw);
+                int8_t *dst = p->w + o * p->kp + (size_t)t * d->ci + c0;
+                memcpy(dst, raw + off, gw);
+                for (uint32_t i = 0; i < gw; i++) {
+                    s += dst[i];
+                }
+            }
+        }
+        p->sum[o] = s;
+    }
+    return true;
+}
+
+static bool fetch_bias(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                       int32_t **bias, struct rn_task_outcome *out)
+{
+    uint8_t *raw;
+    *bias = NULL;
+    if (!(d->bs.on && d->bs.alu && d->bs.alu_mem)) {
+        return true;
+    }
+    raw = rn_scratch(c, RN_BUF_ACC, (size_t)d->bias_entries * 4);
+    *bias = rn_scratch(c, RN_BUF_BIAS, (size_t)d->bias_entries * 4);
+    if (!raw || !*bias || !dma_read(m, d->bias_addr + d->dma_base, raw, d->bias_entries * 4u, out)) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    for (uint32_t i = 0; i < d->bias_entries; i++) {
+        (*bias)[i] = (int32_t)((uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
+                               (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24);
+    }
+    return true;
+}
+
+/* ERDMA operand surfaces [j][wo*ho*16] (Q9). */
+static bool fetch_ew(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                     int8_t **ew, struct rn_task_outcome *out)
+{
+    size_t surf = (size_t)d->wo * d->ho * 16, nsurf = (d->co + 15) / 16;
+    *ew = NULL;
+    if (!d->ew_operand) {
+        return true;
+    }
+    *ew = rn_scratch(c, RN_BUF_EW, surf * nsurf);
+    if (!*ew) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    for (uint32_t j = 0; j < nsurf; j++) {
+        bool odd = d->ew_two_streams && (j & 1);
+        uint32_t base = d->ew_two_streams && !odd ? d->ew_src : d->ew_base;
+        uint32_t notch = odd ? d->ew_notch_ew : d->ew_notch_src;
+        uint64_t off = rn_ew_offset(d->ew_two_streams, j, surf, notch, d->ew_surf_stride);
+        if (!dma_read(m, (uint32_t)(base + d->dma_base + off), *ew + j * surf, surf, out)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int64_t alu_stage(const struct rn_alu_stage *s, int64_t v, int32_t mem_operand)
+{
+    if (s->alu) {
+        int64_t op = s->alu_mem ? mem_operand : s->operand;
+        v = s->sub ? v - op : v + op;
+    }
+    return v;
+}
+
+static int64_t activate(bool relu, bool relux, int32_t cmp, int64_t v)
+{
+    if (relu) {
+        v = v < 0 ? 0 : v;
+        if (relux && v > cmp) {
+            v = cmp;
+        }
+    }
+    return rn_sat32(v);
+}
+
+/* DPU: one output element from its MAC sum and window sum (Q7-Q10). */
+static int8_t dpu_element(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
+                          const int8_t *e)
+{
+    int64_t v = rn_clip_truncate(acc, d->trunc, d->trunc_half_up);
+    if (d->bs.on) {
+        v = alu_stage(&d->bs, v, bias);
+        if (d->cpend) {
+            v += rn_cpend(d->ow_op, wsum);
+        }
+        v = activate(d->bs.relu, d->bs.relux, d->bs.relux_cmp, v);
+    }
+    if (d->bn.on) {
+        v = activate(d->bn.relu, d->bn.relux, d->bn.relux_cmp, alu_stage(&d->bn, v, 0));
+    }
+    if (d->ew_on) {
+        if (d->ew_operand) {
+            int64_t x = d->ew_cvt ? rn_ew_cvt(*e, d->ew_offset, d->ew_scale, d->ew_shift,
+                                              d->ew_add_first, d->ew_half_up)
+                                  : *e;
+            v = d->ew_algo == 0 ? (v > x ? v : x) : d->ew_algo == 1 ? (v < x ? v : x)
+              : d->ew_algo == 4 ? v - x : v + x;
+        }
+        v = activate(d->ew_relu, d->ew_relux, d->ew_relux_cmp, v);
+    }
+    return rn_out_cvt(rn_sat32(v), d->out_scale, d->out_shift, d->out_offset);
+}
+
+/* Output element (o, y, x) of the task's surface buffer. */
+static int8_t *out_at(int8_t *obuf, const struct rn_conv *d, uint32_t o, uint32_t y, uint32_t x)
+{
+    return obuf + ((size_t)(o / 16) * d->ho * d->wo + (size_t)y * d->wo + x) * 16 + o % 16;
+}
+
+static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
+                      const struct wpack *p, const int32_t *bias, const int8_t *ew, int8_t *obuf,
+                      struct rn_task_outcome *out)
+{
+    size_t seg = (size_t)d->kw * d->ci, taps_ci = (size_t)d->kh * seg;
+    uint8_t *patch = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * p->kp);
+    int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * p->nout_pad * sizeof(int32_t));
+    if (!patch || !acc) {
+        out->error |= RN_ERR_DMA_READ;
+        return;
+    }
+    memset(patch, 0, (size_t)d->wo * p->kp);
+    for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
+        for (uint32_t x = 0; x < d->wo; x++) {
+            for (uint32_t ky = 0; ky < d->kh; ky++) {
+                const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp + (size_t)x * d->sx) * d->ci;
+                memcpy(patch + x * p->kp + ky * seg, src, seg);
+            }
+        }
+        rn_gemm_u8s8(patch, d->wo, p->w, p->nout_pad, p->kp, acc);
+        for (uint32_t x = 0; x < d->wo; x++) {
+            int64_t wsum = (int64_t)rn_sum_u8(patch + x * p->kp, taps_ci) - 128 * (int64_t)taps_ci;
+            const int32_t *a = acc + (size_t)x * p->nout_pad;
+            for (uint32_t o = 0; o < d->co_calc; o++) {
+                int64_t m = o < p->nk ? (int64_t)a[o] - 128 * (int64_t)p->sum[o] : 0;
+                int8_t *dst = out_at(obuf, d, o, y, x);
+                const int8_t *e = ew ? ew + (dst - obuf) : NULL;
+                *dst = dpu_element(d, m, wsum, bias ? bias[o] : 0, e);
+            }
+        }
+    }
+}
+
+static void dw_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
+                    const struct wpack *p, const int32_t *bias, const int8_t *ew, int8_t *obuf,
+                    struct rn_task_outcome *out)
+{
+    uint32_t cc = d->ci < d->co_calc ? d->ci : d->co_calc;
+    int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * cc * sizeof(int32_t));
+    int32_t *sum = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * cc * sizeof(int32_t));
+    if (!acc || !sum) {
+        out->error |= RN_ERR_DMA_READ;
+        return;
+    }
+    for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
+        memset(acc, 0, (size_t)d->wo * cc * sizeof(int32_t));
+        memset(sum, 0, (size_t)d->wo * cc * sizeof(int32_t));
+        for (uint32_t ky = 0; ky < d->kh; ky++) {
+            for (uint32_t kx = 0; kx < d->kw; kx++) {
+                const int8_t *w = p->w + ((size_t)ky * d->kw + kx) * d->ci;
+                for (uint32_t x = 0; x < d->wo; x++) {
+                    const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp +
+                                                  (size_t)x * d->sx + kx) * d->ci;
+                    rn_dw_tap(src, w, acc + (size_t)x * cc, sum + (size_t)x * cc, cc);
+                }
+            }
+        }
+        for (uint32_t x = 0; x < d->wo; x++) {
+            for (uint32_t o = 0; o < d->co_calc; o++) {
+                int64_t a = o < cc ? acc[(size_t)x * cc + o] : 0;
+                int64_t s = o < cc ? sum[(size_t)x * cc + o] : 0;
+                int8_t *dst = out_at(obuf, d, o, y, x);
+                const int8_t *e = ew ? ew + (dst - obuf) : NULL;
+                *dst = dpu_element(d, a, s, bias ? bias[o] : 0, e);
+            }
+        }
+    }
+}
+
+/* WDMA: whole 16-byte atoms per surface; channels past ORIG_CHANNEL carry OFFSET_PEND (Q11). */
+static void write_output(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                         int8_t *obuf, struct rn_task_outcome *out)
+{
+    size_t surf = (size_t)d->wo * d->ho * 16;
+    uint32_t nsurf = (d->co + 15) / 16, per_group = d->group_channels / 16;
+    int8_t extra = rn_extra_channel_byte(d->offset_pend);
+    for (uint32_t o = d->co_calc; o < nsurf * 16; o++) {
+        for (uint32_t y = 0; y < d->ho; y++) {
+            for (uint32_t x = 0; x < d->wo; x++) {
+                *out_at(obuf, d, o, y, x) = extra;
+            }
+        }
+    }
+    if (nsurf > per_group && d->surf_add != per_group * d->dst_surf_stride) {
+        rn_logf(c, RN_LOG_UNIMP,
+                "rknpu: SURFACE_ADD 0x%x with DST_SURF_STRIDE 0x%x: output layout unverified "
+                "on hardware", d->surf_add, d->dst_surf_stride);
+    }
+    for (uint32_t j = 0; j < nsurf; j++) {
+        uint64_t off = rn_wdma_offset(j, d->group_channels, d->surf_add, d->dst_surf_stride);
+        out->st.bytes_written += surf;
+        if (m->write(m->opaque, (uint32_t)(d->dst + d->dma_base + off), obuf + j * surf, surf)) {
+            out->error |= RN_ERR_DMA_WRITE;
+            return;
+        }
+    }
+}
+
+static void fill_stats(const struct rn_conv *d, struct rn_task_stats *st)
+{
+    st->depthwise = d->dw;
+    st->ew = d->ew_operand;
+    st->in_w = d->wi;
+    st->in_h = d->hi;
+    st->in_c = d->ci;
+    st->out_w = d->wo;
+    st->out_h = d->ho;
+    st->out_c = d->co;
+    st->kw = d->kw;
+    st->kh = d->kh;
+    st->stride = d->sx;
+    st->macs = (uint64_t)d->wo * d->ho * d->co_calc * d->kh * d->kw * (d->dw ? 1 : d->ci);
+}
+
+void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct rn_conv *d,
+                     struct rn_task_outcome *out)
+{
+    struct tile t = { .hp = (d->ho - 1) * d->sy + d->kh, .wp = (d->wo - 1) * d->sx + d->kw };
+    struct wpack p;
+    int32_t *bias;
+    int8_t *ew, *obuf;
+
+    fill_stats(d, &out->st);
+    if (!fetch_input(c, mem, d, &t, out) || !fetch_weights(c, mem, d, &p, out) ||
+        !fetch_bias(c, mem, d, &bias, out) || !fetch_ew(c, mem, d, &ew, out)) {
+        return;
+    }
+    obuf = rn_scratch(c, RN_BUF_OUT, (size_t)(d->co + 15) / 16 * 16 * d->wo * d->ho);
+    if (!obuf) {
+        out->error |= RN_ERR_DMA_READ;
+        return;
+    }
+    if (d->dw) {
+        dw_rows(c, d, &t, &p, bias, ew, obuf, out);
+    } else {
+        conv_rows(c, d, &t, &p, bias, ew, obuf, out);
+    }
+    if (!out->error && !c->cancel) {
+        write_output(c, mem, d, obuf, out);
+    }
+}
+
+void rn_pipeline_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
+                     struct rn_task_outcome *out)
+{
+    const uint32_t conv = RN_OPEN_CNA | RN_OPEN_CORE | RN_OPEN_DPU;
+    struct rn_conv d;
+    if ((op_en & conv) != conv) {
+        rn_logf(c, (op_en & (RN_OPEN_PPU | RN_OPEN_PPU_RDMA | RN_OPEN_DPU)) ? RN_LOG_UNIMP
+                                                                             : RN_LOG_GUEST_ERROR,
+                "rknpu: op_en 0x%x: only CNA+CORE+DPU convolution pipelines are modelled "
+                "(PPU pooling and DPU-only tasks are not)", op_en);
+        out->error |= RN_ERR_DMA_READ;
+        return;
+    }
+    if (rn_conv_decode(c, op_en, &d, out)) {
+        rn_conv_execute(c, mem, &d, out);
+    }
+}

@@ -1,0 +1,460 @@
+/* Unit tests of the core model: register file, PC decode, interrupts, reset and error paths. */
+#include <glib.h>
+#include <string.h>
+
+#include "hwchoices.h"
+#include "rknpu.h"
+
+/* ---- a flat NPU memory: IOVA [0, MEM_SIZE) is mapped, everything else faults ---- */
+
+#define MEM_SIZE (1u << 20)
+static uint8_t mem[MEM_SIZE];
+static unsigned n_logs;
+
+static int mem_rd(void *o, uint32_t iova, void *buf, size_t len)
+{
+    (void)o;
+    if ((uint64_t)iova + len > MEM_SIZE) {
+        return -1;
+    }
+    memcpy(buf, mem + iova, len);
+    return 0;
+}
+
+static int mem_wr(void *o, uint32_t iova, const void *buf, size_t len)
+{
+    (void)o;
+    if ((uint64_t)iova + len > MEM_SIZE) {
+        return -1;
+    }
+    memcpy(mem + iova, buf, len);
+    return 0;
+}
+
+static const struct rn_mem flat = { NULL, mem_rd, mem_wr };
+
+static void count_log(void *o, enum rn_log_kind k, const char *msg)
+{
+    (void)o;
+    (void)k;
+    (void)msg;
+    n_logs++;
+}
+
+static void core_setup(struct rn_core *c)
+{
+    rn_core_init(c);
+    c->log = count_log;
+    n_logs = 0;
+    memset(mem, 0, sizeof(mem));
+}
+
+/* ---- regcmd builder ---- */
+
+struct prog {
+    uint64_t e[160];
+    unsigned n;
+};
+
+static uint64_t target_of(uint32_t off)
+{
+    static const uint16_t t[] = { [RN_BLK_PC] = 0x0101, [RN_BLK_CNA] = 0x0201,
+                                  [RN_BLK_CORE] = 0x0801, [RN_BLK_DPU] = 0x1001,
+                                  [RN_BLK_DPU_RDMA] = 0x2001, [RN_BLK_PPU] = 0x4001,
+                                  [RN_BLK_PPU_RDMA] = 0x8001 };
+    return t[rn_block_of(off)];
+}
+
+static void emit(struct prog *p, uint32_t off, uint32_t val)
+{
+    p->e[p->n++] = target_of(off) << 48 | (uint64_t)val << 16 | off;
+}
+
+static void emit_open(struct prog *p, uint32_t blocks)
+{
+    p->e[p->n++] = 0x0041000000000000ull;
+    p->e[p->n++] = 0x0081ull << 48 | (uint64_t)blocks << 16 | 0x0008;
+}
+
+static void store_prog(const struct prog *p, uint32_t iova)
+{
+    for (unsigned i = 0; i < p->n; i++) {
+        for (int b = 0; b < 8; b++) {
+            mem[iova + 8 * i + b] = (uint8_t)(p->e[i] >> (8 * b));
+        }
+    }
+}
+
+/*
+ * A 1x1 conv, 2x1 pixels x 16 channels -> 32 channels (2 computed), Mesa-style registers.
+ * Input at 0x1000, weights 0x2000, bias 0x3000, output 0x4000.
+ */
+static void conv_1x1(struct prog *p, uint32_t out_addr)
+{
+    emit(p, RN_DPU_S_POINTER, 0xE);
+    emit(p, RN_CNA_CONV_CON3, RN_FV(CNA, CONV_CON3, CONV_X_STRIDE, 1) |
+                              RN_FV(CNA, CONV_CON3, CONV_Y_STRIDE, 1));
+    emit(p, RN_CNA_DATA_SIZE0, RN_FV(CNA, DATA_SIZE0, DATAIN_WIDTH, 2) |
+                               RN_FV(CNA, DATA_SIZE0, DATAIN_HEIGHT, 1));
+    emit(p, RN_CNA_DATA_SIZE1, RN_FV(CNA, DATA_SIZE1, DATAIN_CHANNEL, 16));
+    emit(p, RN_CNA_WEIGHT_SIZE1, 16);
+    emit(p, RN_CNA_WEIGHT_SIZE2, RN_FV(CNA, WEIGHT_SIZE2, WEIGHT_WIDTH, 1) |
+                                 RN_FV(CNA, WEIGHT_SIZE2, WEIGHT_HEIGHT, 1) |
+                                 RN_FV(CNA, WEIGHT_SIZE2, WEIGHT_KERNELS, 2));
+    emit(p, RN_CNA_CVT_CON0, 0xB);
+    emit(p, RN_CNA_FEATURE_DATA_ADDR, 0x1000);
+    emit(p, RN_CNA_DMA_CON1, 2 * 4);
+    emit(p, RN_CNA_DMA_CON2, (uint32_t)(-6) & 0x0FFFFFFF);   /* 4W·(H/4 - 1), H=1 */
+    emit(p, RN_CNA_DCOMP_ADDR0, 0x2000);
+    emit(p, RN_CORE_MISC_CFG, 1);
+    emit(p, RN_CORE_DATAOUT_SIZE_0, 1);   /* 1 row, 2 wide */
+    emit(p, RN_DPU_FEATURE_MODE_CFG, 0x1E4);
+    emit(p, RN_DPU_DST_BASE_ADDR, out_addr);
+    emit(p, RN_DPU_DST_SURF_STRIDE, 2 * 16);
+    emit(p, RN_DPU_DATA_CUBE_WIDTH, 1);
+    emit(p, RN_DPU_DATA_CUBE_CHANNEL, RN_FV(DPU, DATA_CUBE_CHANNEL, ORIG_CHANNEL, 1) |
+                                      RN_FV(DPU, DATA_CUBE_CHANNEL, CHANNEL, 31));
+    emit(p, RN_DPU_BS_CFG, 0x20150);
+    emit(p, RN_DPU_BS_OW_CFG, 0x124);
+    emit(p, RN_DPU_BN_CFG, 0x53);
+    emit(p, RN_DPU_EW_CFG, 0x383);
+    emit(p, RN_DPU_OUT_CVT_SCALE, 1);
+    emit(p, RN_DPU_OUT_CVT_OFFSET, 0xFFFFFFFF);   /* -1 */
+    emit(p, RN_DPU_OFFSET_PEND, 0x55);
+    emit(p, RN_DPU_SURFACE_ADD, 2 * 2 * 16);
+    emit(p, RN_DPU_RDMA_BRDMA_CFG, 2);
+    emit(p, RN_DPU_RDMA_BS_BASE_ADDR, 0x3000);
+    emit(p, RN_DPU_RDMA_FEATURE_MODE_CFG, 0x7810);
+}
+
+static void conv_data(void)
+{
+    for (int x = 0; x < 2; x++) {
+        for (int ch = 0; ch < 16; ch++) {
+            mem[0x1000 + x * 16 + ch] = (uint8_t)(int8_t)(ch - 8 + x);
+        }
+    }
+    for (int o = 0; o < 2; o++) {
+        for (int ch = 0; ch < 16; ch++) {
+            mem[0x2000 + o * 16 + ch] = (uint8_t)(int8_t)(o ? -ch : ch % 5);
+        }
+    }
+    mem[0x3000] = 7;        /* bias[0] = 7 */
+    mem[0x3004] = 0xFD;     /* bias[1] = -3 */
+    mem[0x3005] = mem[0x3006] = mem[0x3007] = 0xFF;
+}
+
+static int8_t conv_expect(int o, int x)
+{
+    int32_t acc = o ? -3 : 7;
+    for (int ch = 0; ch < 16; ch++) {
+        acc += (ch - 8 + x) * (o ? -ch : ch % 5);
+    }
+    acc -= 1;   /* OUT_CVT offset, scale 1, shift 0 */
+    return (int8_t)(acc < -128 ? -128 : acc > 127 ? 127 : acc);
+}
+
+static void kick(struct rn_core *c, uint32_t regcmd, uint32_t entries, uint32_t task_con,
+                 struct rn_kick_result *res)
+{
+    rn_core_write(c, RN_PC_BASE_ADDRESS, 1);
+    rn_core_write(c, RN_PC_BASE_ADDRESS, regcmd);
+    rn_core_write(c, RN_PC_REGISTER_AMOUNTS, (entries + 1) / 2 - 1);
+    rn_core_write(c, RN_PC_INTERRUPT_MASK, 0x300);
+    rn_core_write(c, RN_PC_INTERRUPT_CLEAR, 0x300);
+    rn_core_write(c, RN_PC_TASK_CON, task_con);
+    g_assert_true(rn_core_write(c, RN_PC_OPERATION_ENABLE, 1));
+    rn_core_kick_sync(c, &flat, res);
+}
+
+/* ---- tests ---- */
+
+static void test_regdb(void)
+{
+    size_t n;
+    const struct rn_reg_info *t = rn_reg_table(&n);
+    g_assert_cmpuint(n, >, 190);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t used = 0;
+        g_assert_cmpuint(t[i].offset % 4, ==, 0);
+        g_assert_true(rn_block_of(t[i].offset) == t[i].block);
+        g_assert_true(rn_reg_lookup(t[i].offset) == &t[i]);
+        if (i) {
+            g_assert_cmpuint(t[i - 1].offset, <, t[i].offset);
+        }
+        for (unsigned f = 0; f < t[i].nfields; f++) {
+            const struct rn_field_info *fi = &t[i].fields[f];
+            uint32_t mask = (uint32_t)(((1ull << (fi->msb - fi->lsb + 1)) - 1) << fi->lsb);
+            g_assert_cmpuint(fi->msb, <=, 31);
+            g_assert_cmpuint(fi->lsb, <=, fi->msb);
+            g_assert_cmpuint(used & mask, ==, 0);   /* fields never overlap */
+            used |= mask;
+        }
+    }
+    g_assert_null(rn_reg_lookup(0x2000));
+    g_assert_null(rn_reg_lookup(0x1002));
+    g_assert_cmpstr(rn_reg_lookup(RN_CNA_CONV_CON1)->name, ==, "CONV_CON1");
+    g_assert_cmpuint(RN_FX(0x00020150, DPU, BS_CFG, BS_ALU_ALGO), ==, 2);
+    g_assert_cmpuint(RN_DPU_RDMA_EW_SURF_NOTCH, ==, 0x506C);
+}
+
+static void test_reset_values(void)
+{
+    struct rn_core c;
+    core_setup(&c);
+    g_assert_cmphex(rn_core_read(&c, RN_PC_VERSION) +
+                    (rn_core_read(&c, RN_PC_VERSION_NUM) & 0xFFFF), ==, 1179210309u);
+    g_assert_cmphex(rn_core_read(&c, RN_PC_INTERRUPT_MASK), ==, 0x1FFFF);
+    g_assert_cmphex(rn_core_read(&c, RN_CORE_MAC_GATING), ==, 0x07800800);
+    g_assert_cmphex(rn_core_read(&c, RN_DDMA_CFG_STATUS), ==, 0x100);
+    g_assert_cmphex(rn_core_read(&c, RN_CNA_CONV_CON1), ==, 0);
+    rn_core_write(&c, RN_CNA_CONV_CON1, 0x1234);
+    rn_core_write(&c, RN_PC_INTERRUPT_MASK, 0x300);
+    rn_core_reset(&c);
+    g_assert_cmphex(rn_core_read(&c, RN_CNA_CONV_CON1), ==, 0);
+    g_assert_cmphex(rn_core_read(&c, RN_PC_INTERRUPT_MASK), ==, 0x1FFFF);
+    rn_core_destroy(&c);
+}
+
+static void test_mmio_rules(void)
+{
+    struct rn_core c;
+    core_setup(&c);
+    rn_core_write(&c, RN_PC_VERSION, 5);   /* read-only */
+    g_assert_cmphex(rn_core_read(&c, RN_PC_VERSION), ==, 0x46495245);
+    g_assert_cmpuint(n_logs, ==, 1);
+    g_assert_cmphex(rn_core_read(&c, 0x2000), ==, 0);   /* undecoded page */
+    g_assert_cmphex(rn_core_read(&c, 0x1002), ==, 0);   /* unaligned */
+    g_assert_cmphex(rn_core_read(&c, 0x10000), ==, 0);  /* outside the window */
+    g_assert_false(rn_core_write(&c, 0x4FFC, 1));       /* hole in DPU */
+    g_assert_cmpuint(n_logs, ==, 5);
+    rn_core_write(&c, RN_PC_TASK_CON, 0x7001);           /* rocket's value */
+    g_assert_cmphex(rn_core_read(&c, RN_PC_TASK_CON), ==, 0x1001);
+    g_assert_cmphex(rn_core_read(&c, RN_PC_INTERRUPT_CLEAR), ==, 0);
+    rn_core_write(&c, RN_CNA_S_POINTER, 0x1000000E);
+    g_assert_cmphex(rn_core_read(&c, RN_CNA_S_POINTER), ==, 0x1000000E);
+    rn_core_write(&c, RN_CNA_S_POINTER, 0x1000001F);     /* POINTER_PP_CLEAR pulse */
+    g_assert_cmphex(rn_core_read(&c, RN_CNA_S_POINTER), ==, 0x1000000E);
+    rn_core_destroy(&c);
+}
+
+static void test_entry_decode(void)
+{
+    g_assert_cmpint(rn_entry_kind(0), ==, RN_ENTRY_NOP);
+    g_assert_cmpint(rn_entry_kind(0x0041000000000000ull), ==, RN_ENTRY_MARKER);
+    g_assert_cmpint(rn_entry_kind(0x00810000001D0008ull), ==, RN_ENTRY_OP_EN);
+    g_assert_cmpint(rn_entry_kind(0x0201000F000F1078ull), ==, RN_ENTRY_WRITE);
+    g_assert_cmpint(rn_entry_kind(0x0200000F000F1078ull), ==, RN_ENTRY_INVALID);
+    g_assert_cmpint(rn_entry_kind(0x0001000000001078ull), ==, RN_ENTRY_INVALID);
+    g_assert_cmphex(rn_entry_value(0x1001000201504040ull), ==, 0x00020150);
+    g_assert_cmphex(rn_entry_offset(0x1001000201504040ull), ==, 0x4040);
+    g_assert_cmphex(rn_entry_blocks(0x1001000201504040ull), ==, 1u << RN_BLK_DPU);
+    g_assert_cmphex(rn_entry_blocks(0xFF01000000000000ull), ==, 0x7F);
+    g_assert_cmpuint(RN_PC_FETCH_ENTRIES(64), ==, 130);
+}
+
+static void test_irq_line(void)
+{
+    struct rn_core c;
+    core_setup(&c);
+    g_assert_false(rn_core_irq_level(&c));
+    c.regs[RN_PC_INTERRUPT_RAW_STATUS / 4] = RN_ERR_DMA_READ | RN_ERR_DMA_WRITE;
+    g_assert_false(rn_core_irq_level(&c));   /* error bits alone never raise it */
+    c.regs[RN_PC_INTERRUPT_RAW_STATUS / 4] |= RN_IRQ_DPU_1;
+    g_assert_true(rn_core_irq_level(&c));
+    g_assert_cmphex(rn_core_read(&c, RN_PC_INTERRUPT_STATUS), ==, 0x3200);
+    rn_core_write(&c, RN_PC_INTERRUPT_MASK, 0);
+    g_assert_false(rn_core_irq_level(&c));
+    g_assert_cmphex(rn_core_read(&c, RN_PC_INTERRUPT_STATUS), ==, 0);
+    rn_core_write(&c, RN_PC_INTERRUPT_MASK, 0x300);
+    g_assert_true(rn_core_irq_level(&c));
+    rn_core_write(&c, RN_PC_INTERRUPT_CLEAR, 0x1FFFF);
+    g_assert_false(rn_core_irq_level(&c));
+    g_assert_cmphex(rn_core_read(&c, RN_PC_INTERRUPT_RAW_STATUS), ==, 0);
+    rn_core_destroy(&c);
+}
+
+static void test_conv_kick(void)
+{
+    struct rn_core c;
+    struct rn_kick_result res;
+    struct prog p = { .n = 0 };
+    core_setup(&c);
+    conv_1x1(&p, 0x4000);
+    emit_open(&p, 0x1D);
+    store_prog(&p, 0);
+    conv_data();
+    kick(&c, 0, p.n, 0x7001, &res);
+    g_assert_cmphex(res.raw_bits, ==, RN_IRQ_DPU_0);
+    g_assert_true(rn_core_irq_level(&c));
+    g_assert_cmphex(rn_core_read(&c, RN_PC_TASK_STATUS), ==, RN_TASK_STATUS_DONE);
+    for (int x = 0; x < 2; x++) {
+        for (int o = 0; o < 2; o++) {
+            g_assert_cmpint((int8_t)mem[0x4000 + x * 16 + o], ==, conv_expect(o, x));
+        }
+        for (int o = 2; o < 16; o++) {
+            g_assert_cmphex(mem[0x4000 + x * 16 + o], ==, 0x55);   /* OFFSET_PEND */
+        }
+        g_assert_cmphex(mem[0x4000 + 32 + x * 16], ==, 0x55);      /* second surface */
+    }
+    g_assert_cmpuint(res.macs, ==, 2 * 2 * 16);
+    g_assert_cmpuint(res.bytes_written, ==, 64);
+    g_assert_cmpuint(n_logs, ==, 0);
+    /* second kick: the DPU executer toggled (S_POINTER 0xE), so DPU_1 completes it */
+    rn_core_write(&c, RN_PC_OPERATION_ENABLE, 0);
+    rn_core_write(&c, RN_PC_INTERRUPT_CLEAR, 0x1FFFF);
+    kick(&c, 0, p.n, 0x7001, &res);
+    g_assert_cmphex(res.raw_bits, ==, RN_IRQ_DPU_1);
+    g_assert_cmphex(rn_core_read(&c, RN_DPU_S_POINTER) >> 16, ==, 0);
+    rn_core_destroy(&c);
+}
+
+/* Two tasks linked in-stream; TASK_NUMBER decides how many run. */
+static void test_task_number(void)
+{
+    struct rn_core c;
+    struct rn_kick_result res;
+    struct prog a = { .n = 0 }, b = { .n = 0 };
+    core_setup(&c);
+    conv_1x1(&a, 0x4000);
+    emit(&a, RN_PC_BASE_ADDRESS, 0x800);
+    emit(&a, RN_PC_REGISTER_AMOUNTS, 64);
+    emit_open(&a, 0x1D);
+    conv_1x1(&b, 0x5000);
+    emit(&b, RN_PC_BASE_ADDRESS, 0x800);   /* dangling trailer link back to itself */
+    emit(&b, RN_PC_REGISTER_AMOUNTS, 64);
+    emit_open(&b, 0x1D);
+    store_prog(&a, 0);
+    store_prog(&b, 0x800);
+    conv_data();
+
+    kick(&c, 0, 130, 0x7001, &res);   /* mainline: one task per kick */
+    g_assert_cmpuint(res.tasks, ==, 1);
+    g_assert_cmphex(mem[0x5000 + 2], ==, 0);
+    rn_core_write(&c, RN_PC_INTERRUPT_CLEAR, 0x1FFFF);
+    rn_core_write(&c, RN_PC_OPERATION_ENABLE, 0);
+
+    kick(&c, 0, 130, 0x7003, &res);   /* three tasks: the trailer of task 1 is followed once */
+    g_assert_cmpuint(res.tasks, ==, 3);
+    g_assert_cmphex(mem[0x5000 + 2], ==, 0x55);
+    g_assert_cmphex(rn_core_read(&c, RN_PC_INTERRUPT_RAW_STATUS) & 0x300, !=, 0);
+    rn_core_destroy(&c);
+}
+
+static void expect_error(struct rn_core *c, uint32_t task_con, uint32_t bits)
+{
+    struct rn_kick_result res;
+    kick(c, 0, 130, task_con, &res);
+    g_assert_false(res.hang);
+    g_assert_cmphex(res.raw_bits & (RN_ERR_DMA_READ | RN_ERR_DMA_WRITE), ==, bits);
+    g_assert_cmphex(res.raw_bits & 0xF00, !=, 0);   /* a completion bit: the handler runs */
+    g_assert_cmpint(rn_core_irq_level(c), ==, (res.raw_bits & 0x300) != 0);   /* mask 0x300 */
+    rn_core_write(c, RN_PC_INTERRUPT_CLEAR, 0x1FFFF);
+    rn_core_write(c, RN_PC_OPERATION_ENABLE, 0);
+}
+
+static void test_errors(void)
+{
+    struct rn_core c;
+    struct rn_kick_result res;
+    struct prog p = { .n = 0 };
+    core_setup(&c);
+    expect_error(&c, 0x7001, RN_ERR_DMA_READ);   /* all-zero regcmd: no op_en */
+    expect_error(&c, 0x7000, RN_ERR_DMA_READ);   /* TASK_NUMBER 0 */
+
+    conv_1x1(&p, MEM_SIZE - 16);                 /* output runs off the mapped memory */
+    emit_open(&p, 0x1D);
+    store_prog(&p, 0);
+    expect_error(&c, 0x7001, RN_ERR_DMA_WRITE);
+
+    p.n = 0;
+    conv_1x1(&p, 0x4000);
+    emit(&p, RN_CNA_FEATURE_DATA_ADDR, 0xFFFFF000);   /* input unmapped */
+    emit_open(&p, 0x1D);
+    store_prog(&p, 0);
+    expect_error(&c, 0x7001, RN_ERR_DMA_READ);
+
+    p.n = 0;
+    conv_1x1(&p, 0x4000);
+    emit(&p, RN_CNA_DATA_SIZE0, 0x07FF07FF);          /* 2047 x 2047 ... */
+    emit(&p, RN_CNA_DATA_SIZE1, 0xFFFF);              /* ... x 65535 channels */
+    emit_open(&p, 0x1D);
+    store_prog(&p, 0);
+    expect_error(&c, 0x7001, RN_ERR_DMA_READ);
+
+    p.n = 0;
+    emit_open(&p, 0x60);                              /* PPU pooling: not modelled */
+    store_prog(&p, 0);
+    expect_error(&c, 0x7001, RN_ERR_DMA_READ);
+
+    rn_core_write(&c, RN_PC_BASE_ADDRESS, 0xFFFFF000);  /* regcmd fetch faults */
+    rn_core_write(&c, RN_PC_TASK_CON, 1);
+    g_assert_true(rn_core_write(&c, RN_PC_OPERATION_ENABLE, 1));
+    rn_core_kick_sync(&c, &flat, &res);
+    g_assert_cmphex(res.raw_bits, ==, RN_ERR_DMA_READ | RN_IRQ_DPU_0);
+    rn_core_destroy(&c);
+}
+
+static void test_hang_and_reset(void)
+{
+    struct rn_core c;
+    struct rn_kick_result res;
+    struct prog p = { .n = 0 };
+    core_setup(&c);
+    conv_1x1(&p, 0x4000);
+    emit(&p, RN_DPU_RDMA_FEATURE_MODE_CFG, 0x7800);   /* MRDMA on, nothing feeding it */
+    emit_open(&p, 0x1D);
+    store_prog(&p, 0);
+    conv_data();
+    kick(&c, 0, p.n, 0x7001, &res);
+    g_assert_true(res.hang);
+    g_assert_false(rn_core_irq_level(&c));
+    g_assert_false(rn_core_write(&c, RN_PC_OPERATION_ENABLE, 1));   /* still busy */
+    rn_core_reset(&c);
+    p.n = 0;
+    conv_1x1(&p, 0x4000);
+    emit_open(&p, 0x1D);
+    store_prog(&p, 0);
+    kick(&c, 0, p.n, 0x7001, &res);
+    g_assert_false(res.hang);
+    g_assert_cmphex(res.raw_bits, ==, RN_IRQ_DPU_0);
+    rn_core_destroy(&c);
+}
+
+static void test_rounding(void)
+{
+    /* half to even vs half up, both signs */
+    g_assert_cmpint(rn_round_shift(5, 1, false), ==, 2);
+    g_assert_cmpint(rn_round_shift(7, 1, false), ==, 4);
+    g_assert_cmpint(rn_round_shift(-5, 1, false), ==, -2);
+    g_assert_cmpint(rn_round_shift(-7, 1, false), ==, -4);
+    g_assert_cmpint(rn_round_shift(5, 1, true), ==, 3);
+    g_assert_cmpint(rn_round_shift(-5, 1, true), ==, -2);
+    g_assert_cmpint(rn_round_shift(-6, 2, false), ==, -2);
+    g_assert_cmpint(rn_round_shift(1000, 63, false), ==, 0);
+    /* OUT_CVT: 0x8000 is -32768; offset after the shift */
+    g_assert_cmpint(rn_out_cvt(3, 0x8000, 16, 0), ==, -2);   /* -1.5 -> -2 (even) */
+    g_assert_cmpint(rn_out_cvt(100, 0x4000, 14, 5), ==, 105);
+    g_assert_cmpint(rn_out_cvt(1000, 0x4000, 14, 0), ==, 127);
+    /* Mesa's 1-channel converter gives u8 - 128 */
+    struct rn_cvt_lane l = { 16384, -128, 14 };
+    for (int u = 0; u < 256; u++) {
+        g_assert_cmpint(rn_cna_cvt((uint8_t)u, false, false, false, &l), ==, u - 128);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/core/regdb", test_regdb);
+    g_test_add_func("/core/reset-values", test_reset_values);
+    g_test_add_func("/core/mmio-rules", test_mmio_rules);
+    g_test_add_func("/core/entry-decode", test_entry_decode);
+    g_test_add_func("/core/irq-line", test_irq_line);
+    g_test_add_func("/core/conv-kick", test_conv_kick);
+    g_test_add_func("/core/task-number", test_task_number);
+    g_test_add_func("/core/errors", test_errors);
+    g_test_add_func("/core/hang-and-reset", test_hang_and_reset);
+    g_test_add_func("/core/rounding", test_rounding);
+    return g_test_run();
+}
