@@ -266,6 +266,6 @@ static inline uint32_t rn_done_irq_bits(uint32_t op_en, uint32_t dpu_executer,
 #define RN_MAX_BUF_BYTES (64u << 20)
 #define RN_MAX_TASK_MACS (1ull << 33)
 #define RN_MAX_KICK_MACS (1ull << 35)
-#define RN_MAX_DOT_TERMS (1u << 17)   /* keeps every accumulator exact in int32 */
+#define RN_MAX_DOT_TERMS (1u << 16)   /* keeps every (u8 x s8) accumulator exact in int32 */
 
 #endif

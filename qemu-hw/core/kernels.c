@@ -56,6 +56,40 @@ INLINE uint32_t sum_body(const uint8_t *p, size_t n)
     return s;
 }
 
+/* Branch-free round-half-to-even right shift, 1 <= sh <= 62. */
+INLINE int64_t rne_shift(int64_t x, uint32_t sh)
+{
+    int64_t q = x >> sh, r = x & (((int64_t)1 << sh) - 1), half = (int64_t)1 << (sh - 1);
+    return q + ((r > half) | ((r == half) & (q & 1)));
+}
+
+INLINE int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+INLINE void dpu_body(const struct rn_dpu_fast *f, const int32_t *restrict acc,
+                     const int32_t *restrict bias, const int32_t *restrict wsum,
+                     const int8_t *restrict e, int8_t *restrict out)
+{
+    const int64_t ow = f->ow_op, osc = f->out_scale, ooff = f->out_offset;
+    const int64_t eoff = f->ew_offset, esc = f->ew_scale;
+    const uint32_t osh = f->out_shift, esh = f->ew_shift;
+    int64_t v[16];
+    for (size_t l = 0; l < 16; l++) {
+        v[l] = clamp64((int64_t)acc[l] + bias[l] + ow * wsum[l], INT32_MIN, INT32_MAX);
+    }
+    if (f->ew) {
+        for (size_t l = 0; l < 16; l++) {
+            v[l] = clamp64(v[l] + rne_shift(((int64_t)e[l] + eoff) * esc, esh), INT32_MIN,
+                           INT32_MAX);
+        }
+    }
+    for (size_t l = 0; l < 16; l++) {
+        out[l] = (int8_t)clamp64(rne_shift(v[l] * osc, osh) + ooff, -128, 127);
+    }
+}
+
 #define DEFINE_ISA(suffix, attr)                                                              \
     attr static void gemm_##suffix(const uint8_t *a, size_t np, const int8_t *w, size_t no,   \
                                    size_t kp, int32_t *acc)                                  \
@@ -63,7 +97,11 @@ INLINE uint32_t sum_body(const uint8_t *p, size_t n)
     attr static void dw_##suffix(const uint8_t *s, const int8_t *w, int32_t *acc,            \
                                  int32_t *sum, size_t n)                                     \
     { dw_body(s, w, acc, sum, n); }                                                           \
-    attr static uint32_t sum_##suffix(const uint8_t *p, size_t n) { return sum_body(p, n); }
+    attr static uint32_t sum_##suffix(const uint8_t *p, size_t n) { return sum_body(p, n); } \
+    attr static void dpu_##suffix(const struct rn_dpu_fast *f, const int32_t *acc,             \
+                                  const int32_t *bias, const int32_t *wsum, const int8_t *e,   \
+                                  int8_t *out)                                                \
+    { dpu_body(f, acc, bias, wsum, e, out); }
 
 DEFINE_ISA(generic, )
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -81,14 +119,17 @@ struct impl {
     void (*gemm)(const uint8_t *, size_t, const int8_t *, size_t, size_t, int32_t *);
     void (*dw)(const uint8_t *, const int8_t *, int32_t *, int32_t *, size_t);
     uint32_t (*sum)(const uint8_t *, size_t);
+    void (*dpu)(const struct rn_dpu_fast *, const int32_t *, const int32_t *, const int32_t *,
+                const int8_t *, int8_t *);
 };
 
 static const struct impl *pick(void)
 {
-    static const struct impl generic = { "generic", gemm_generic, dw_generic, sum_generic };
+    static const struct impl generic = { "generic", gemm_generic, dw_generic, sum_generic,
+                                           dpu_generic };
 #if defined(__x86_64__) && defined(__GNUC__)
-    static const struct impl avx2 = { "avx2", gemm_avx2, dw_avx2, sum_avx2 };
-    static const struct impl vnni = { "avx512vnni", gemm_vnni, dw_vnni, sum_vnni };
+    static const struct impl avx2 = { "avx2", gemm_avx2, dw_avx2, sum_avx2, dpu_avx2 };
+    static const struct impl vnni = { "avx512vnni", gemm_vnni, dw_vnni, sum_vnni, dpu_vnni };
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl")) {
@@ -126,6 +167,12 @@ void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, 
 uint32_t rn_sum_u8(const uint8_t *p, size_t n)
 {
     return impl()->sum(p, n);
+}
+
+void rn_dpu_fast_atom(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                      const int32_t *wsum, const int8_t *e, int8_t *out)
+{
+    impl()->dpu(f, acc, bias, wsum, e, out);
 }
 
 const char *rn_kernels_isa(void)

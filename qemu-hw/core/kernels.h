@@ -2,6 +2,7 @@
 #ifndef RKNPU_KERNELS_H
 #define RKNPU_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,20 @@ void rn_gemm_u8s8(const uint8_t *patch, size_t npix, const int8_t *w, size_t nou
 
 /* Depthwise tap: acc[c] += (src[c] - 128) * w[c]; sum[c] += src[c] - 128, for c < n. */
 void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n);
+
+/* Parameters of the DPU fast path: bias + CPEND, optional EW add, OUT_CVT, all round-to-even. */
+struct rn_dpu_fast {
+    int32_t ow_op;                 /* CPEND operand */
+    bool ew;                       /* add a converted EW operand */
+    int32_t ew_offset, ew_scale;   /* e' = RNE(((e + offset) * scale) >> shift) */
+    uint32_t ew_shift;             /* 1..62 */
+    int32_t out_scale, out_offset; /* out = sat8(RNE((v * scale) >> shift) + offset) */
+    uint32_t out_shift;            /* 1..62 */
+};
+
+/* One 16-lane atom: out[l] from acc[l] + bias[l] + ow_op * wsum[l] (+ e'[l]), l < 16. */
+void rn_dpu_fast_atom(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                      const int32_t *wsum, const int8_t *e, int8_t *out);
 
 /* Sum of n bytes. */
 uint32_t rn_sum_u8(const uint8_t *p, size_t n);

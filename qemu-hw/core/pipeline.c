@@ -140,7 +140,7 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
         return false;
     }
     p->nk = d->dw ? 1 : (d->k < d->co_calc ? d->k : d->co_calc);
-    p->kp = d->dw ? d->ci : ALIGN_UP((size_t)taps * d->ci, RN_KP_ALIGN);
+    p->kp = d->dw ? (size_t)taps * d->ci : ALIGN_UP((size_t)taps * d->ci, RN_KP_ALIGN);
     p->nout_pad = d->dw ? 1 : ALIGN_UP(p->nk, 4);
     p->w = rn_scratch(c, RN_BUF_WPACK, p->nout_pad * p->kp);
     p->sum = rn_scratch(c, RN_BUF_SUM, (p->nout_pad + d->co + 1) * sizeof(int32_t));
@@ -269,71 +269,134 @@ static int8_t *out_at(int8_t *obuf, const struct rn_conv *d, uint32_t o, uint32_
     return obuf + ((size_t)(o / 16) * d->ho * d->wo + (size_t)y * d->wo + x) * 16 + o % 16;
 }
 
+/* Per-task DPU state: the per-channel ALU operand and whether the vector fast path applies. */
+struct dpu_ctx {
+    const struct rn_conv *d;
+    int32_t *bias;              /* co entries: BRDMA bias, the register operand, or 0 */
+    bool fast;
+    struct rn_dpu_fast f;
+};
+
+static bool shift_ok(uint32_t s)
+{
+    return s >= 1 && s <= 62;
+}
+
+#define CO16(d) (((size_t)(d)->co_calc + 15) & ~(size_t)15)
+
+/* bias_buf holds CO16 entries: whole atoms, so the vector path never reads past it. */
+static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t *bias_mem,
+                      int32_t *bias_buf)
+{
+    bool alu = d->bs.on && d->bs.alu;
+    k->d = d;
+    k->bias = bias_buf;
+    for (uint32_t o = 0; o < CO16(d); o++) {
+        bias_buf[o] = !alu || o >= d->co_calc ? 0 : d->bs.alu_mem ? bias_mem[o] : d->bs.operand;
+    }
+    k->fast = d->bs.on && !d->bs.sub && !d->bs.relu && !d->bn.on && d->trunc == 0 &&
+              !(d->out_shift >> 30) && shift_ok(d->out_shift & 0xFFF) &&
+              (!d->ew_on || (d->ew_operand && d->ew_algo == 2 && d->ew_cvt && d->ew_add_first &&
+                             !d->ew_half_up && !d->ew_relu && shift_ok(d->ew_shift)));
+    k->f.ow_op = d->cpend ? (int16_t)(d->ow_op & 0xFFFF) : 0;
+    k->f.ew = d->ew_on;
+    k->f.ew_offset = d->ew_offset;
+    k->f.ew_scale = d->ew_scale;
+    k->f.ew_shift = d->ew_shift;
+    k->f.out_scale = (int16_t)(d->out_scale & 0xFFFF);
+    k->f.out_offset = (int32_t)d->out_offset;
+    k->f.out_shift = d->out_shift & 0xFFF;
+}
+
+/*
+ * DPU for one output pixel: MAC sums acc[o] and window sums wsum[o] for o < CO16 (lanes past
+ * co_calc are scratch: write_output() overwrites them with OFFSET_PEND).
+ */
+static void dpu_pixel(const struct dpu_ctx *k, const int32_t *acc, const int32_t *wsum,
+                      size_t pix, int8_t *obuf, const int8_t *ew)
+{
+    static const int8_t no_ew[16];
+    const struct rn_conv *d = k->d;
+    size_t surf = (size_t)d->wo * d->ho * 16;
+    for (uint32_t o0 = 0; o0 < d->co_calc; o0 += 16) {
+        size_t n = d->co_calc - o0 < 16 ? d->co_calc - o0 : 16, at = o0 / 16 * surf + pix * 16;
+        const int8_t *e = ew ? ew + at : NULL;
+        if (k->fast) {
+            rn_dpu_fast_atom(&k->f, acc + o0, k->bias + o0, wsum + o0, e ? e : no_ew, obuf + at);
+            continue;
+        }
+        for (size_t l = 0; l < n; l++) {
+            obuf[at + l] = dpu_element(d, acc[o0 + l], wsum[o0 + l], k->bias[o0 + l],
+                                       e ? e + l : NULL);
+        }
+    }
+}
+
 static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
-                      const struct wpack *p, const int32_t *bias, const int8_t *ew, int8_t *obuf,
-                      struct rn_task_outcome *out)
+                      const struct wpack *p, const struct dpu_ctx *k, const int8_t *ew,
+                      int8_t *obuf, struct rn_task_outcome *out)
 {
     size_t seg = (size_t)d->kw * d->ci, taps_ci = (size_t)d->kh * seg;
     uint8_t *patch = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * p->kp);
     int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * p->nout_pad * sizeof(int32_t));
-    if (!patch || !acc) {
+    int32_t *fix = rn_scratch(c, RN_BUF_WIDE, CO16(d) * 2 * sizeof(int32_t));
+    int32_t *wsum;
+    if (!patch || !acc || !fix) {
         out->error |= RN_ERR_DMA_READ;
         return;
     }
+    wsum = fix + CO16(d);
+    memset(fix, 0, CO16(d) * 2 * sizeof(int32_t));
     memset(patch, 0, (size_t)d->wo * p->kp);
     for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
         for (uint32_t x = 0; x < d->wo; x++) {
             for (uint32_t ky = 0; ky < d->kh; ky++) {
-                const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp + (size_t)x * d->sx) * d->ci;
+                const uint8_t *src =
+                    t->px + (((size_t)y * d->sy + ky) * t->wp + (size_t)x * d->sx) * d->ci;
                 memcpy(patch + x * p->kp + ky * seg, src, seg);
             }
         }
         rn_gemm_u8s8(patch, d->wo, p->w, p->nout_pad, p->kp, acc);
         for (uint32_t x = 0; x < d->wo; x++) {
-            int64_t wsum = (int64_t)rn_sum_u8(patch + x * p->kp, taps_ci) - 128 * (int64_t)taps_ci;
+            int32_t s = (int32_t)rn_sum_u8(patch + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
             const int32_t *a = acc + (size_t)x * p->nout_pad;
-            for (uint32_t o = 0; o < d->co_calc; o++) {
-                int64_t m = o < p->nk ? (int64_t)a[o] - 128 * (int64_t)p->sum[o] : 0;
-                int8_t *dst = out_at(obuf, d, o, y, x);
-                const int8_t *e = ew ? ew + (dst - obuf) : NULL;
-                *dst = dpu_element(d, m, wsum, bias ? bias[o] : 0, e);
+            for (uint32_t o = 0; o < d->co_calc; o++) {   /* undo the +128 of the inputs */
+                fix[o] = o < p->nk ? a[o] - 128 * p->sum[o] : 0;
+                wsum[o] = s;
             }
+            dpu_pixel(k, fix, wsum, (size_t)y * d->wo + x, obuf, ew);
         }
     }
 }
 
 static void dw_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
-                    const struct wpack *p, const int32_t *bias, const int8_t *ew, int8_t *obuf,
-                    struct rn_task_outcome *out)
+                    const struct wpack *p, const struct dpu_ctx *k, const int8_t *ew,
+                    int8_t *obuf, struct rn_task_outcome *out)
 {
-    uint32_t cc = d->ci < d->co_calc ? d->ci : d->co_calc;
-    int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * cc * sizeof(int32_t));
-    int32_t *sum = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * cc * sizeof(int32_t));
+    /* channels >= DATAIN_CHANNEL have no input or weights: zero sums (Q11) */
+    uint32_t cc = d->ci < d->co_calc ? d->ci : d->co_calc, stride = (uint32_t)CO16(d);
+    int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * stride * sizeof(int32_t));
+    int32_t *sum = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * stride * sizeof(int32_t));
     if (!acc || !sum) {
         out->error |= RN_ERR_DMA_READ;
         return;
     }
     for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
-        memset(acc, 0, (size_t)d->wo * cc * sizeof(int32_t));
-        memset(sum, 0, (size_t)d->wo * cc * sizeof(int32_t));
+        memset(acc, 0, (size_t)d->wo * stride * sizeof(int32_t));
+        memset(sum, 0, (size_t)d->wo * stride * sizeof(int32_t));
         for (uint32_t ky = 0; ky < d->kh; ky++) {
             for (uint32_t kx = 0; kx < d->kw; kx++) {
                 const int8_t *w = p->w + ((size_t)ky * d->kw + kx) * d->ci;
                 for (uint32_t x = 0; x < d->wo; x++) {
                     const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp +
                                                   (size_t)x * d->sx + kx) * d->ci;
-                    rn_dw_tap(src, w, acc + (size_t)x * cc, sum + (size_t)x * cc, cc);
+                    rn_dw_tap(src, w, acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
                 }
             }
         }
         for (uint32_t x = 0; x < d->wo; x++) {
-            for (uint32_t o = 0; o < d->co_calc; o++) {
-                int64_t a = o < cc ? acc[(size_t)x * cc + o] : 0;
-                int64_t s = o < cc ? sum[(size_t)x * cc + o] : 0;
-                int8_t *dst = out_at(obuf, d, o, y, x);
-                const int8_t *e = ew ? ew + (dst - obuf) : NULL;
-                *dst = dpu_element(d, a, s, bias ? bias[o] : 0, e);
-            }
+            dpu_pixel(k, acc + (size_t)x * stride, sum + (size_t)x * stride,
+                      (size_t)y * d->wo + x, obuf, ew);
         }
     }
 }
@@ -388,7 +451,8 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
 {
     struct tile t = { .hp = (d->ho - 1) * d->sy + d->kh, .wp = (d->wo - 1) * d->sx + d->kw };
     struct wpack p;
-    int32_t *bias;
+    struct dpu_ctx k;
+    int32_t *bias, *bias_buf;
     int8_t *ew, *obuf;
 
     fill_stats(d, &out->st);
@@ -397,14 +461,16 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
         return;
     }
     obuf = rn_scratch(c, RN_BUF_OUT, (size_t)(d->co + 15) / 16 * 16 * d->wo * d->ho);
-    if (!obuf) {
+    bias_buf = rn_scratch(c, RN_BUF_OPERAND, CO16(d) * sizeof(int32_t));
+    if (!obuf || !bias_buf) {
         out->error |= RN_ERR_DMA_READ;
         return;
     }
+    dpu_setup(&k, d, bias, bias_buf);
     if (d->dw) {
-        dw_rows(c, d, &t, &p, bias, ew, obuf, out);
+        dw_rows(c, d, &t, &p, &k, ew, obuf, out);
     } else {
-        conv_rows(c, d, &t, &p, bias, ew, obuf, out);
+        conv_rows(c, d, &t, &p, &k, ew, obuf, out);
     }
     if (!out->error && !c->cancel) {
         write_output(c, mem, d, obuf, out);

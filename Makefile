@@ -1,0 +1,62 @@
+# rocketsim: the two commands are `make run` (main job) and `make test` (everything CI checks).
+# Third-party inputs come from Debian packages, cached in $(CACHE); builds live in build*/.
+
+SHELL := /bin/bash
+PY := /usr/bin/python3
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rocketsim
+export ROCKETSIM_CACHE := $(CACHE)
+BUILD := build
+ASAN := build-asan
+FUZZ_SECONDS ?= 600
+
+.PHONY: all help deps build build-asan test test-unit test-asan test-py bench fuzz run
+
+all: build
+
+help:
+	@echo "make run      main job (see README: what it does today)"
+	@echo "make test     install build deps, build, run C unit, sanitizer and pytest suites"
+	@echo "make bench    MobileDet conv/depthwise layers through the core: core-bench GMAC/s"
+	@echo "make fuzz     libFuzzer on the core for FUZZ_SECONDS (default 600)"
+
+deps:
+	@scripts/host-deps
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
+	@ninja -C $(BUILD) | grep -v '^ninja: no work to do' || true
+	@test -x $(BUILD)/qemu-hw/tools/rknpu-run
+
+build-asan: deps
+	@[ -f $(ASAN)/build.ninja ] || meson setup $(ASAN) --buildtype=debug \
+	    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C $(ASAN) | grep -v '^ninja: no work to do' || true
+
+test-unit: build
+	meson test -C $(BUILD) --print-errorlogs
+
+# The core and its tests under ASan+UBSan; any report aborts the test.
+test-asan: build-asan
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(ASAN) --print-errorlogs
+
+test-py: build
+	RKNPU_RUN=$(CURDIR)/$(BUILD)/qemu-hw/tools/rknpu-run $(PY) -m pytest sim-tests \
+	    -q -p no:cacheprovider --junitxml=$(BUILD)/pytest.xml
+
+test: test-unit test-asan test-py
+	@$(PY) scripts/test-summary $(BUILD) $(ASAN)
+
+bench: build
+	@$(PY) scripts/bench.py --build $(BUILD)
+
+fuzz: deps
+	@mkdir -p build-fuzz/corpus
+	clang -g -O2 -fsanitize=fuzzer,address,undefined -DRN_LIBFUZZER -Iqemu-hw/core \
+	    qemu-hw/core/*.c qemu-hw/tests/fuzz-core.c -o build-fuzz/fuzz-core
+	build-fuzz/fuzz-core -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    build-fuzz/corpus qemu-hw/tests/fuzz-seeds
+
+run:
+	@echo "make run: the emulated board and the Mesa end-to-end run are not built yet."
+	@echo "Today the core model runs recorded jobs: $(BUILD)/qemu-hw/tools/rknpu-run JOBDIR"
+	@exit 1
