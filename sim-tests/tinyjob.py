@@ -44,68 +44,97 @@ def rne_shift(x, sh):
     return q + ((r > half) | ((r == half) & (q & 1)))
 
 
-def conv1x1(w=8, h=4, c=16, k=32, seed=1, base=0x100000, scale=0x5A3C, shift=21, ow_op=-3):
-    """A 1x1 stride-1 conv of an int8 NC1HWC2 w x h x c tensor (c % 16 == 0) to k channels."""
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, size=(h, w, c), dtype=np.int64)
-    wt = rng.integers(-128, 128, size=(k, c), dtype=np.int64)
-    bias = rng.integers(-5000, 5000, size=k, dtype=np.int64)
+class Layout:
+    """Page-aligned segments laid out bottom-up from `base`, as rocket assigns BO IOVAs."""
+
+    def __init__(self, base):
+        self.next = base
+
+    def take(self, size):
+        iova = self.next
+        self.next += (max(size, 1) + 0xFFF) & ~0xFFF
+        return iova
+
+
+def _conv_task(w, h, c, k, in_iova, wt_iova, bias_iova, out_iova, scale, shift, ow_op):
+    """Registers of a 1x1 stride-1 conv of an int8 NC1HWC2 w x h x c tensor to k channels."""
     surf = w * h * 16
-    iova = {"regcmd": base, "in": base + 0x1000, "wt": base + 0x1000 + c // 16 * surf,
-            "bias": 0, "out": 0}
-    iova["bias"] = (iova["wt"] + k * c + 0xFFF) & ~0xFFF
-    iova["out"] = iova["bias"] + 0x1000
-    inp = np.zeros((c // 16, h, w, 16), dtype=np.int64)
-    for s in range(c // 16):
-        inp[s] = a[:, :, 16 * s:16 * s + 16]
-    # hardware weight layout for kh = kw = 1 (HARDWARE-UNKNOWNS Q5)
-    wbytes = bytearray(k * c)
-    for o in range(k):
-        nk = min(32, k - 32 * (o // 32))
-        for ch in range(c):
-            gw = min(32, c - 32 * (ch // 32))
-            off = (o // 32) * 32 * c + (ch // 32) * nk * 32 + (o % 32) * gw + ch % 32
-            wbytes[off] = int(wt[o, ch]) & 0xFF
-    writes = [
+    return [
         ("DPU_S_POINTER", 0xE), ("CNA_CONV_CON3", 1 | 1 << 3),
         ("CNA_DATA_SIZE0", w << 16 | h), ("CNA_DATA_SIZE1", (c - 1) << 16 | c),
         ("CNA_WEIGHT_SIZE0", k * c), ("CNA_WEIGHT_SIZE1", c),
         ("CNA_WEIGHT_SIZE2", 1 << 24 | 1 << 16 | k), ("CNA_CVT_CON0", 0xB),
-        ("CNA_FEATURE_DATA_ADDR", iova["in"]), ("CNA_DMA_CON1", 4 * w),
-        ("CNA_DMA_CON2", (w * (h - 4)) & 0x0FFFFFFF), ("CNA_DCOMP_ADDR0", iova["wt"]),
+        ("CNA_FEATURE_DATA_ADDR", in_iova), ("CNA_DMA_CON1", 4 * w),
+        ("CNA_DMA_CON2", (w * (h - 4)) & 0x0FFFFFFF), ("CNA_DCOMP_ADDR0", wt_iova),
         ("CORE_MISC_CFG", 1), ("CORE_DATAOUT_SIZE_0", (h - 1) << 16 | (w - 1)),
-        ("DPU_FEATURE_MODE_CFG", 0x1E4), ("DPU_DST_BASE_ADDR", iova["out"]),
+        ("DPU_FEATURE_MODE_CFG", 0x1E4), ("DPU_DST_BASE_ADDR", out_iova),
         ("DPU_DST_SURF_STRIDE", surf), ("DPU_DATA_CUBE_WIDTH", w - 1),
         ("DPU_DATA_CUBE_HEIGHT", h - 1), ("DPU_DATA_CUBE_CHANNEL", (k - 1) << 16 | (k - 1)),
         ("DPU_BS_CFG", 0x20150), ("DPU_BS_OW_CFG", 0x124), ("DPU_BS_OW_OP", ow_op & 0xFFFF),
         ("DPU_BN_CFG", 0x53), ("DPU_EW_CFG", 0x383), ("DPU_OUT_CVT_SCALE", scale),
         ("DPU_OUT_CVT_SHIFT", shift), ("DPU_OUT_CVT_OFFSET", 3), ("DPU_SURFACE_ADD", 2 * surf),
-        ("DPU_RDMA_BRDMA_CFG", 2), ("DPU_RDMA_BS_BASE_ADDR", iova["bias"]),
+        ("DPU_RDMA_BRDMA_CFG", 2), ("DPU_RDMA_BS_BASE_ADDR", bias_iova),
         ("DPU_RDMA_FEATURE_MODE_CFG", 0x7810),
     ]
-    prog, amount = regcmd(writes)
-    # expected output, straight from the arithmetic rules
-    acc = np.einsum("hwc,kc->khw", a, wt) + bias[:, None, None]
-    acc += ow_op * a.sum(axis=2)[None, :, :]
-    sc = scale - 0x10000 if scale & 0x8000 else scale
-    out = np.clip(rne_shift(np.clip(acc, -2**31, 2**31 - 1) * sc, shift) + 3, -128, 127)
-    nsurf = (k + 15) // 16
-    expect = np.zeros((nsurf, h, w, 16), dtype=np.int64)
+
+
+def _weights(wt, k, c):
+    """Hardware weight layout for kh = kw = 1 (HARDWARE-UNKNOWNS Q5)."""
+    out = bytearray(k * c)
     for o in range(k):
-        expect[o // 16, :, :, o % 16] = out[o]
-    ks = ((k + 31) // 32) * 32  # bias entries read: CHANNEL + 1
-    return {
-        "segments": {
-            iova["regcmd"]: prog,
-            iova["in"]: (inp.astype(np.int8).tobytes()),
-            iova["wt"]: bytes(wbytes),
-            iova["bias"]: bias.astype("<i4").tobytes() + bytes(4 * (ks - k)),
-            iova["out"]: bytes(nsurf * surf),
-        },
-        "kicks": [(iova["regcmd"], amount, 0x7001)],
-        "out": (iova["out"], nsurf * surf),
-        "expect": expect.astype(np.int8).tobytes(),
-    }
+        nk = min(32, k - 32 * (o // 32))
+        for ch in range(c):
+            gw = min(32, c - 32 * (ch // 32))
+            out[(o // 32) * 32 * c + (ch // 32) * nk * 32 + (o % 32) * gw + ch % 32] = \
+                int(wt[o, ch]) & 0xFF
+    return bytes(out)
+
+
+def _nc1hwc2(t):
+    """(h, w, c) int array -> NC1HWC2 bytes."""
+    h, w, c = t.shape
+    out = np.zeros(((c + 15) // 16, h, w, 16), dtype=np.int64)
+    for ch in range(c):
+        out[ch // 16, :, :, ch % 16] = t[:, :, ch]
+    return out.astype(np.int8).tobytes()
+
+
+def _expect(a, wt, bias, scale, shift, ow_op):
+    """Output (h, w, k) of the conv, straight from the arithmetic rules."""
+    acc = np.einsum("hwc,kc->hwk", a, wt) + bias[None, None, :]
+    acc += ow_op * a.sum(axis=2)[:, :, None]
+    sc = scale - 0x10000 if scale & 0x8000 else scale
+    return np.clip(rne_shift(np.clip(acc, -2**31, 2**31 - 1) * sc, shift) + 3, -128, 127)
+
+
+def conv1x1(w=8, h=4, c=16, k=32, seed=1, base=0x100000, scale=0x5A3C, shift=21, ow_op=-3,
+            tasks=1):
+    """One 1x1 conv task, or a chain of `tasks` of them (each reads the previous output)."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, size=(h, w, c), dtype=np.int64)
+    lay = Layout(base)
+    regcmd_iova = lay.take(1088 * tasks)
+    in_iova = lay.take(w * h * 16 * ((c + 15) // 16))
+    segments, progs, kicks, x, cin = {}, b"", [], a, c
+    segments[in_iova] = _nc1hwc2(a)
+    src = in_iova
+    for t in range(tasks):
+        wt = rng.integers(-128, 128, size=(k, cin), dtype=np.int64)
+        bias = rng.integers(-5000, 5000, size=k, dtype=np.int64)
+        wt_iova, bias_iova = lay.take(k * cin), lay.take(4 * k)
+        out_iova = lay.take(w * h * 16 * ((k + 15) // 16))
+        segments[wt_iova] = _weights(wt, k, cin)
+        segments[bias_iova] = bias.astype("<i4").tobytes()
+        prog, amount = regcmd(_conv_task(w, h, cin, k, src, wt_iova, bias_iova, out_iova, scale,
+                                         shift, ow_op))
+        kicks.append((regcmd_iova + 1088 * t, amount, 0x7001))
+        progs += prog + bytes(1088 - len(prog))
+        x = _expect(x, wt, bias, scale, shift, ow_op)
+        segments[out_iova] = bytes(w * h * 16 * ((k + 15) // 16))
+        src, cin = out_iova, k
+    segments[regcmd_iova] = progs
+    return {"segments": segments, "kicks": kicks, "out": (src, len(segments[src])),
+            "expect": _nc1hwc2(x)}
 
 
 def write_job_dir(job, path):
