@@ -9,7 +9,8 @@ BUILD := build
 ASAN := build-asan
 FUZZ_SECONDS ?= 600
 
-.PHONY: all help deps build build-asan qemu test test-unit test-asan test-py bench fuzz run
+.PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
+	test-asan test-py bench fuzz run
 
 all: build
 
@@ -17,6 +18,10 @@ help:
 	@echo "make run      main job (see README: what it does today)"
 	@echo "make test     install build deps, build, run C unit, sanitizer and pytest suites"
 	@echo "make qemu     qemu-system-aarch64 with rk3588-npu (Debian's QEMU source, cached)"
+	@echo "make kernel   guest Linux 7.2 (Debian's linux-source) with rocket as a module"
+	@echo "make driver   rebuild just rocket.ko (KERNEL_SRC=/path for your own tree) + initramfs"
+	@echo "make rootfs   guest initramfs from Debian arm64 packages + our guest programs"
+	@echo "make shell    boot the emulated board with a shell on the console"
 	@echo "make bench    MobileDet conv/depthwise layers through the core: core-bench GMAC/s"
 	@echo "make fuzz     libFuzzer on the core for FUZZ_SECONDS (default 600)"
 
@@ -43,7 +48,27 @@ test-unit: build
 test-asan: build-asan
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C $(ASAN) --print-errorlogs
 
-test-py: build qemu
+kernel: deps
+	@scripts/build-kernel
+
+driver: deps
+	@scripts/build-kernel driver
+	@userspace/mkrootfs
+
+guest: kernel
+	@scripts/build-guest
+
+rootfs: kernel guest
+	@userspace/mkrootfs
+
+board: qemu rootfs
+
+shell: board
+	@$(PY) -c 'import sys; sys.path.insert(0, "sim-tests"); import board, os; \
+	    os.execv(board.qemu_cmd(interactive=True)[0], board.qemu_cmd(interactive=True, \
+	    append="rocketsim.shell"))'
+
+test-py: build board
 	RKNPU_RUN=$(CURDIR)/$(BUILD)/qemu-hw/tools/rknpu-run $(PY) -m pytest sim-tests \
 	    -q -p no:cacheprovider --junitxml=$(BUILD)/pytest.xml
 

@@ -1,0 +1,82 @@
+"""The emulated board: boot build/Image + build/initramfs.cpio.gz on QEMU virt with rk3588-npu,
+run a script from a shared host folder, and collect the console, the script's output and status.
+"""
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BUILD = os.path.join(ROOT, "build")
+
+
+@dataclass
+class BootResult:
+    console: str
+    status: int          # exit status of the guest script, -1 if it never reported one
+    log: str             # the script's stdout/stderr
+    dmesg: str
+    wall: float          # seconds from QEMU start to exit
+    ready: float         # seconds from QEMU start to the driver-ready line (-1: never)
+    qemu_rc: int
+
+
+def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, smp=2,
+             interactive=False):
+    cmd = [os.path.join(BUILD, "qemu-system-aarch64"), "-M", "virt", "-cpu", "cortex-a76",
+           "-smp", str(smp), "-m", mem, "-nodefaults", "-nic", "none", "-no-reboot",
+           "-kernel", os.path.join(BUILD, "Image"),
+           "-initrd", os.path.join(BUILD, "initramfs.cpio.gz"),
+           "-device", f"rk3588-npu,cores={cores}"]
+    cmd += ["-nographic"] if interactive else ["-display", "none", "-serial", "stdio"]
+    if icount is not None:
+        cmd += ["-icount", f"shift={icount},sleep=off"]
+    if share:
+        cmd += ["-fsdev", f"local,id=host,path={share},security_model=none",
+                "-device", "virtio-9p-device,fsdev=host,mount_tag=host"]
+        append += " rocketsim.share"
+    cmd += ["-append", f"console=ttyAMA0 quiet {append}".strip(), *extra]
+    return cmd
+
+
+def boot(share, script="run.sh", cores=3, mem="1G", timeout=300, extra=(), icount=None):
+    """Boot, run share/script in the guest, power off; returns a BootResult."""
+    cmd = qemu_cmd(cores, mem, share, f"rocketsim.run={script}", extra, icount)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    lines, ready = [], -1.0
+    try:
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            if ready < 0 and "rocketsim: ready at" in line:
+                ready = time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                proc.kill()
+                lines.append(f"\n[board.py: killed after {timeout} s]\n")
+                break
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    wall = time.monotonic() - t0
+
+    def read(name, default=""):
+        try:
+            with open(os.path.join(share, name), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return default
+
+    status = read(script + ".status", "-1").strip()
+    return BootResult("".join(lines), int(status) if re.fullmatch(r"-?\d+", status) else -1,
+                      read(script + ".log"), read(script + ".dmesg"), wall, ready, rc)
+
+
+def kernel_problems(dmesg):
+    """Lines of a kernel log that a clean boot must not have."""
+    bad = re.compile(r"timed out|timeout|WARNING:|BUG:|Oops|Unable to handle|"
+                     r"rk_iommu.*(error|fail)|page fault|Call trace", re.I)
+    return [ln for ln in dmesg.splitlines() if bad.search(ln)]
