@@ -59,8 +59,6 @@ def deviation_reason(op):
     g = mg.geometry(op)
     if op["add"] is not None:
         return "fused add requantises with the conv's own scale (Mesa) and pads with 0x80"
-    if mg.truncate_bits(op):
-        return "truncate hack"
     if op["dw"] and any(op["pads"]) and (mg.pad_value(op, g) >> 8 & 0xFF) != \
             (mg.pad_value(op, g) & 0xFF):
         return "depthwise pad byte lanes (Q13): PAD_CON1 byte 1 differs from byte 0"

@@ -239,13 +239,13 @@ static int64_t activate(bool relu, bool relux, int32_t cmp, int64_t v)
 static int8_t dpu_element(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
                           const int8_t *e)
 {
-    int64_t v = rn_clip_truncate(acc, d->trunc, d->trunc_half_up);
+    int64_t v = acc;
+    if (d->bs.on && d->cpend) {
+        v += rn_cpend(d->ow_op, wsum);
+    }
+    v = rn_clip_truncate(v, d->trunc, d->trunc_half_up);   /* Q7: after CPEND, before bias */
     if (d->bs.on) {
-        v = alu_stage(&d->bs, v, bias);
-        if (d->cpend) {
-            v += rn_cpend(d->ow_op, wsum);
-        }
-        v = activate(d->bs.relu, d->bs.relux, d->bs.relux_cmp, v);
+        v = activate(d->bs.relu, d->bs.relux, d->bs.relux_cmp, alu_stage(&d->bs, v, bias));
     }
     if (d->bn.on) {
         v = activate(d->bn.relu, d->bn.relux, d->bn.relux_cmp, alu_stage(&d->bn, v, 0));

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "job.h"
 
@@ -48,7 +49,8 @@ static void task_cb(void *opaque, const struct rn_task_stats *st)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: rknpu-run [-o OUTDIR] [--stats FILE.json] [--clock HZ] [-q] JOBDIR\n"
+    fprintf(f, "usage: rknpu-run [-o OUTDIR] [--stats FILE.json] [--clock HZ] [--repeat N] [-q] "
+               "JOBDIR\n"
                "Runs a rocketsim job folder (qemu-hw/tools/JOB-FORMAT.md) on the NPU core model.\n"
                "Exit status: 0 all kicks completed cleanly, 1 a kick raised an error bit or hung,\n"
                "2 the job could not be read.\n");
@@ -58,10 +60,13 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "stats", required_argument, 0, 's' }, { "clock", required_argument, 0, 'c' },
-        { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
+        { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' },
+        { "repeat", required_argument, 0, 'r' }, { 0, 0, 0, 0 },
     };
     const char *outdir = NULL, *stats = NULL;
-    unsigned long long clock = 0;
+    unsigned long long clock = 0, macs = 0;
+    long repeat = 1;
+    struct timespec t0, t1;
     struct run_ctx r = { .first = 1 };
     struct rn_core core;
     struct job job;
@@ -73,6 +78,7 @@ int main(int argc, char **argv)
         case 's': stats = optarg; break;
         case 'c': clock = strtoull(optarg, NULL, 0); break;
         case 'q': r.quiet = 1; break;
+        case 'r': repeat = strtol(optarg, NULL, 0); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -98,18 +104,30 @@ int main(int argc, char **argv)
     if (r.stats) {
         fputs("[", r.stats);
     }
-    for (r.kick = 0; r.kick < job.nkick; r.kick++) {
-        struct rn_kick_result res;
-        job_run_kick(&job, &core, r.kick, &res);
-        if (res.hang || (res.raw_bits & (RN_ERR_DMA_READ | RN_ERR_DMA_WRITE))) {
-            fprintf(stderr, "rknpu-run: kick %zu: %s (raw status 0x%05x)\n", r.kick,
-                    res.hang ? "hang, core reset" : "error", res.raw_bits);
-            status = 1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long rep = 0; rep < repeat; rep++) {
+        for (r.kick = 0; r.kick < job.nkick; r.kick++) {
+            struct rn_kick_result res;
+            job_run_kick(&job, &core, r.kick, &res);
+            macs += res.macs;
+            if (res.hang || (res.raw_bits & (RN_ERR_DMA_READ | RN_ERR_DMA_WRITE))) {
+                fprintf(stderr, "rknpu-run: kick %zu: %s (raw status 0x%05x)\n", r.kick,
+                        res.hang ? "hang, core reset" : "error", res.raw_bits);
+                status = 1;
+            }
         }
+        if (r.stats) {   /* statistics of the first repetition only */
+            fputs("\n]\n", r.stats);
+            fclose(r.stats);
+            r.stats = NULL;
+        }
+        r.quiet = 1;
     }
-    if (r.stats) {
-        fputs("\n]\n", r.stats);
-        fclose(r.stats);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (repeat > 1) {
+        double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        printf("rknpu-run: %ld runs, %llu MACs in %.3f s: %.2f GMAC/s\n", repeat, macs, dt,
+               (double)macs / dt * 1e-9);
     }
     if (job_write_dumps(&job, outdir ? outdir : job.dir)) {
         status = 2;

@@ -434,12 +434,11 @@ def compute(t, mem):
     e = None
     if t.ew_op:
         e = fetch_ew(t, mem)
-    v = rshift_round(acc, t.trunc, t.trunc_up)
+    v = acc + t.ow_op * S if t.bs["on"] and t.cpend else acc
+    v = rshift_round(v, t.trunc, t.trunc_up)          # Q7: truncate after CPEND, before bias
     if t.bs["on"]:
         if t.bs["alu"]:
             v = v - bias if t.bs["sub"] else v + bias
-        if t.cpend:
-            v = v + t.ow_op * S
         v = activate(v, t.bs)
     if t.bn["on"]:
         if t.bn["alu"]:
