@@ -85,6 +85,6 @@ fuzz: deps
 	build-fuzz/fuzz-core -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    build-fuzz/corpus qemu-hw/tests/fuzz-seeds
 
-# Until the guest boots (README: what it does today).
-run: build qemu
-	@$(PY) scripts/run-interim.py
+# The main job: MobileDet through Mesa Teflon on the emulated NPU (ARGS="--image coffee" etc.).
+run: build board
+	@$(PY) scripts/run.py $(ARGS)
