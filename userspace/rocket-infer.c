@@ -5,11 +5,13 @@
  *
  *   rocket-infer [-d DELEGATE.so] [-n INVOKES] [-o OUTDIR] MODEL.tflite INPUT.raw
  *
- * INPUT.raw holds the first input tensor's bytes (e.g. 320x320x3 uint8 RGB for MobileDet).
+ * INPUT.raw holds the first input tensor's bytes (e.g. 320x320x3 uint8 RGB for MobileDet);
+ * "random:SEED" fills it with reproducible pseudo-random bytes of the right size instead.
  * Writes OUTDIR/output-K.bin per output tensor and OUTDIR/summary.json: per-invoke times, the
  * outputs' shapes and quantisation, and for SSD post-processed models the detections.
  */
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +101,19 @@ int main(int argc, char **argv)
     }
     double t_setup = now_ms() - t0;
     size_t in_len;
-    void *in = read_file(argv[optind + 1], &in_len);
+    void *in;
     TfLiteTensor *input = TfLiteInterpreterGetInputTensor(it, 0);
+    if (!strncmp(argv[optind + 1], "random:", 7)) {
+        uint32_t x = (uint32_t)strtoul(argv[optind + 1] + 7, NULL, 0) * 2654435761u + 1;
+        in_len = TfLiteTensorByteSize(input);
+        in = malloc(in_len);
+        for (size_t i = 0; in && i < in_len; i++) {
+            x = x * 1664525u + 1013904223u;   /* LCG: the same bytes on the host and guest */
+            ((uint8_t *)in)[i] = (uint8_t)(x >> 24);
+        }
+    } else {
+        in = read_file(argv[optind + 1], &in_len);
+    }
     if (TfLiteTensorByteSize(input) != in_len) {
         fprintf(stderr, "rocket-infer: input has %zu bytes, the model wants %zu\n", in_len,
                 TfLiteTensorByteSize(input));
