@@ -96,6 +96,11 @@ def main():
             draw.text((box[0] + 4, box[1] + 2), f"{name} {d['score']:.2f}", fill=(255, 255, 0))
         draw_img.save(os.path.join(out, "detections.png"))
         step(f"annotated image: {os.path.relpath(os.path.join(out, 'detections.png'), ROOT)}")
+    else:   # classification: top-5 of the uint8 scores with MobileNet's labels
+        scores = np.fromfile(os.path.join(out, "npu", "output-0.bin"), dtype=np.uint8)
+        names = [ln.strip() for ln in open(os.path.join(models, "labels_mobilenet_quant_v1_224.txt"))]
+        for i in np.argsort(scores)[::-1][:5]:
+            print(f"    {names[i] if i < len(names) else i:24} {scores[i] / 255:.2f}")
     inv = s["invoke_ms"]
     step(f"inference: guest wall {inv[-1]:.1f} ms per invoke (TCG-emulated CPU, first "
          f"{inv[0]:.1f} ms); NPU time from the cycle model {sum(npu_ns) / len(inv) / 1e6:.2f} ms "
