@@ -71,3 +71,13 @@ def test_boot_and_smoke(tmp_path, cores, mem):
     record_time(f"boot-to-ready {cores} cores {mem}", r.ready)
     record_time(f"whole run {cores} cores {mem}", r.wall)
     print(f"boot-to-ready {r.ready:.2f} s, whole run {r.wall:.2f} s")
+
+
+@pytest.mark.parametrize("shift", [4, 7])
+def test_smoke_under_icount(tmp_path, shift):
+    """With -icount (sleep=off) virtual time must not outrun the NPU's arithmetic."""
+    share = str(tmp_path)
+    make_jobs(share)
+    (tmp_path / "run.sh").write_text("rocket-smoke -p /host/job1 /host/job2\n")
+    r = board.boot(share, cores=3, icount=shift)
+    assert r.status == 0 and "timed out" not in r.dmesg, r.log + r.console[-2000:]

@@ -75,26 +75,30 @@ def deviation_reason(op):
     return None
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_core_matches_reference_and_tflite(seed, tmp_path):
-    op = random_op(seed)
+def check_op(op, tmp_path, label):
+    """Core vs reference bit-exact; vs TFLite within ±1 unless deviation_reason() explains."""
     job = mt.build_job(op)
     mem, status = hwref.run_job(job["segments"], job["kicks"])
     ref_raw = mem.read(*job["out"])
     core_raw, rc = run_core(job, tmp_path)
-    assert core_raw == ref_raw, f"core and reference differ (seed {seed})"
+    assert core_raw == ref_raw, f"{label}: core and reference differ"
     errors = [s for s in status if s & 0x3000]
     assert (rc == 1) == bool(errors)
     why = deviation_reason(op)
     if errors:
-        assert why, f"unexpected DMA error 0x{errors[0]:x} (seed {seed})"
+        assert why, f"{label}: unexpected DMA error 0x{errors[0]:x}"
         return
     npu = mt.read_output(job, ref_raw).astype(int)
     tfl, _ = tfl_ref.conv(op["x"], op["w"], op["bias"], op["zp_in"], op["zp_w"], op["s_in"],
                           op["s_w"], op["s_out"], op["zp_out"], op["stride"], op["pads"], op["dw"])
     diff = np.abs(npu - tfl.astype(int))
     if why is None:
-        assert diff.max() <= 1, f"|NPU - TFLite| up to {diff.max()} (seed {seed})"
+        assert diff.max() <= 1, f"{label}: |NPU - TFLite| up to {diff.max()}"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_core_matches_reference_and_tflite(seed, tmp_path):
+    check_op(random_op(seed), tmp_path, f"seed {seed}")
 
 
 def test_multi_task_split_is_exact(tmp_path):
