@@ -211,14 +211,24 @@ static int access(struct job *j, uint32_t iova, uint8_t *buf, size_t len, int wr
     return 0;
 }
 
+/* A fault is what an IOMMU would report: say where, as QEMU's IOMMU trace would. */
+static int faulted(int rc, uint32_t iova, size_t len, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "rknpu: DMA %s of %zu bytes at 0x%08x leaves the job's memory\n", what,
+                len, iova);
+    }
+    return rc;
+}
+
 static int mem_read(void *opaque, uint32_t iova, void *buf, size_t len)
 {
-    return access(opaque, iova, buf, len, 0);
+    return faulted(access(opaque, iova, buf, len, 0), iova, len, "read");
 }
 
 static int mem_write(void *opaque, uint32_t iova, const void *buf, size_t len)
 {
-    return access(opaque, iova, (uint8_t *)buf, len, 1);
+    return faulted(access(opaque, iova, (uint8_t *)buf, len, 1), iova, len, "write");
 }
 
 struct rn_mem job_mem(struct job *j)
