@@ -11,15 +11,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "sim-tests"))
 import board  # noqa: E402
+import yolox  # noqa: E402
 
 MODELS = {"mobiledet": "ssdlite_mobiledet_coco_qat_postprocess.tflite",
-          "mobilenet": "mobilenet_v1_1.0_224_quant.tflite"}
+          "mobilenet": "mobilenet_v1_1.0_224_quant.tflite", "yolox": "yolox.tflite"}
 
 
 def step(msg):
@@ -27,16 +27,64 @@ def step(msg):
 
 
 def photo(name):
+    """build/photos/NAME.png, taken from Debian's python3-skimage package."""
     deb = subprocess.run([os.path.join(ROOT, "scripts/debian-fetch"), "debfile", "python3-skimage"],
                          check=True, capture_output=True, text=True).stdout.strip()
     dest = os.path.join(ROOT, "build", "photos")
     path = os.path.join(dest, f"{name}.png")
     if not os.path.exists(path):
         os.makedirs(dest, exist_ok=True)
-        subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -x -O "
-                       f"./usr/lib/python3/dist-packages/skimage/data/{name}.png > {path}",
-                       shell=True, check=True)
-    return Image.open(path).convert("RGB")
+        r = subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -x -O "
+                           f"./usr/lib/python3/dist-packages/skimage/data/{name}.png > {path}",
+                           shell=True)
+        if r.returncode:
+            os.unlink(path)
+            sys.exit(f"make run: python3-skimage has no photo '{name}.png'")
+    return path
+
+
+def labels_file(model, models, out):
+    if model == "mobilenet":
+        return os.path.join(models, "labels_mobilenet_quant_v1_224.txt")
+    coco = os.path.join(ROOT, "userspace", "coco-labels.txt")
+    if model == "yolox":   # 80 classes, not the 90 ids
+        path = os.path.join(out, "coco80.txt")
+        with open(path, "w") as f:
+            f.write("\n".join(yolox.names(coco)) + "\n")
+        return path
+    return coco
+
+
+def show(res, img, png, labels, score_min):
+    """Print what rocket-infer found in folder res: detections (also drawn into png), a
+    classifier's top-5 or YOLOX's classes. Returns the printed lines."""
+    summary = json.load(open(os.path.join(res, "summary.json")))
+    rows = []
+    if summary["outputs"][0]["shape"][-1] == 85:
+        step(f"YOLOX classes with objectness x class score >= {score_min}:")
+        names = [ln.strip() for ln in open(labels)]
+        found = yolox.classes(res, summary, names, score_min)
+        rows = [f"{name:14} {score:.2f}" for name, score in found.items()]
+    elif summary["detections"]:
+        dets = [d for d in summary["detections"] if d["score"] >= score_min]
+        step(f"{len(dets)} detections with score >= {score_min}:")
+        draw = ImageDraw.Draw(img)
+        for d in dets:
+            y0, x0, y1, x1 = d["box"]
+            name = d.get("label", str(d["class"]))
+            box = [x0 * img.size[0], y0 * img.size[1], x1 * img.size[0], y1 * img.size[1]]
+            rows.append(f"{name:14} {d['score']:.2f}  box (x, y) {box[0]:.0f},{box[1]:.0f} - "
+                        f"{box[2]:.0f},{box[3]:.0f}")
+            draw.rectangle(box, outline=(255, 0, 0), width=3)
+            draw.text((box[0] + 4, box[1] + 2), f"{name} {d['score']:.2f}", fill=(255, 255, 0))
+        img.save(png)
+        step(f"annotated image: {os.path.relpath(png, ROOT)}")
+    else:
+        step("top-5:")
+        rows = [f"{t.get('label', t['index']):24} {t['score']:.2f}" for t in summary["top"]]
+    for r in rows:
+        print("    " + r)
+    return rows
 
 
 def main():
@@ -47,6 +95,9 @@ def main():
     ap.add_argument("--cores", type=int, default=3)
     ap.add_argument("--clock", type=int, default=200_000_000, help="NPU clock in Hz")
     ap.add_argument("--invokes", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "run"),
+                    help="folder for the inputs, outputs and pictures (emptied first)")
+    ap.add_argument("--score", type=float, default=0.4, help="detection score threshold")
     ap.add_argument("--icount", type=int, default=None, metavar="SHIFT",
                     help="run the guest CPU at 2^SHIFT ns per instruction (-icount), so that the "
                          "guest's timing includes the NPU's modelled time")
@@ -54,20 +105,21 @@ def main():
 
     models = subprocess.run([os.path.join(ROOT, "scripts/fetch-models")], check=True,
                             capture_output=True, text=True).stdout.strip()
-    out = os.path.join(ROOT, "build", "run")
+    out = os.path.abspath(a.out)
+    if os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, "run.sh")):
+        sys.exit(f"make run: {out} is not empty and not a previous run's folder; not emptying it")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    img = photo(a.image)
-    size = 320 if a.model == "mobiledet" else 224
-    step(f"input: {a.image}.png {img.size[0]}x{img.size[1]} -> {size}x{size} RGB")
-    img.resize((size, size), Image.BILINEAR).save(os.path.join(out, "input.png"))
-    np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8).tofile(
-        os.path.join(out, "input.raw"))
+    png = photo(a.image)
+    img = Image.open(png).convert("RGB")
+    step(f"input: {a.image}.png {img.size[0]}x{img.size[1]}, resized by rocket-infer to the model")
+    shutil.copy(png, os.path.join(out, "input.png"))
+    shutil.copy(labels_file(a.model, models, out), os.path.join(out, "labels.txt"))
     shutil.copy(os.path.join(models, MODELS[a.model]), os.path.join(out, "model.tflite"))
     os.makedirs(os.path.join(out, "npu"))
     with open(os.path.join(out, "run.sh"), "w") as f:
         f.write(f"rocket-infer -d /usr/lib/teflon/libteflon.so -n {a.invokes} -o /host/npu "
-                "/host/model.tflite /host/input.raw\n")
+                "-l /host/labels.txt /host/model.tflite /host/input.png\n")
     step(f"booting the emulated board: {a.cores} NPU cores at {a.clock / 1e6:.0f} MHz, "
          f"{a.invokes} invokes of {MODELS[a.model]} through Teflon")
     t0 = time.monotonic()
@@ -82,28 +134,19 @@ def main():
     step(f"done in {time.monotonic() - t0:.1f} s wall (driver ready {r.ready:.1f} s after start)")
     s = json.load(open(os.path.join(out, "npu", "summary.json")))
     npu_ns = [int(m) for m in re.findall(r"npu_time_ns (\d+)", open(trace).read())]
-    labels = [ln.strip() for ln in open(os.path.join(ROOT, "userspace", "coco-labels.txt"))
-              if not ln.startswith("#")]
-    if a.model == "mobiledet":
-        dets = [d for d in s["detections"] if d["score"] >= 0.4]
-        step(f"{len(dets)} detections with score >= 0.4:")
-        draw_img = img.copy()
-        draw = ImageDraw.Draw(draw_img)
-        for d in dets:
-            y0, x0, y1, x1 = d["box"]
-            name = labels[d["class"]] if 0 <= d["class"] < len(labels) else str(d["class"])
-            box = [x0 * img.size[0], y0 * img.size[1], x1 * img.size[0], y1 * img.size[1]]
-            print(f"    {name:14} {d['score']:.2f}  box (x, y) {box[0]:.0f},{box[1]:.0f} - "
-                  f"{box[2]:.0f},{box[3]:.0f}")
-            draw.rectangle(box, outline=(255, 0, 0), width=3)
-            draw.text((box[0] + 4, box[1] + 2), f"{name} {d['score']:.2f}", fill=(255, 255, 0))
-        draw_img.save(os.path.join(out, "detections.png"))
-        step(f"annotated image: {os.path.relpath(os.path.join(out, 'detections.png'), ROOT)}")
-    else:   # classification: top-5 of the uint8 scores with MobileNet's labels
-        scores = np.fromfile(os.path.join(out, "npu", "output-0.bin"), dtype=np.uint8)
-        names = [ln.strip() for ln in open(os.path.join(models, "labels_mobilenet_quant_v1_224.txt"))]
-        for i in np.argsort(scores)[::-1][:5]:
-            print(f"    {names[i] if i < len(names) else i:24} {scores[i] / 255:.2f}")
+    labels = os.path.join(out, "labels.txt")
+    npu_rows = show(os.path.join(out, "npu"), img.copy(), os.path.join(out, "detections.png"),
+                    labels, a.score)
+    # the reference: TFLite's CPU kernels on the host, same model, same input bytes
+    os.makedirs(os.path.join(out, "cpu"))
+    subprocess.run([os.path.join(ROOT, "build", "host", "rocket-infer"), "-o",
+                    os.path.join(out, "cpu"), "-l", labels, os.path.join(out, "model.tflite"),
+                    os.path.join(out, "npu", "input-0.bin")], check=True, stdout=subprocess.DEVNULL)
+    step("CPU reference (TFLite on the host, same input):")
+    cpu_rows = show(os.path.join(out, "cpu"), img.copy(),
+                    os.path.join(out, "cpu", "detections.png"), labels, a.score)
+    if cpu_rows == npu_rows:
+        step("the NPU and the CPU reference agree on every line above")
     inv = s["invoke_ms"]
     clock = f"-icount shift={a.icount}" if a.icount is not None else "TCG-emulated CPU"
     step(f"inference: guest {inv[-1]:.1f} ms per invoke ({clock}, first "

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import board
-from test_teflon import models
+from teflon import models
 
 pytestmark = pytest.mark.boot
 RKNPU_RUN = os.path.join(board.BUILD, "qemu-hw", "tools", "rknpu-run")
