@@ -10,12 +10,12 @@ ASAN := build-asan
 FUZZ_SECONDS ?= 600
 
 .PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
-	test-asan test-py bench fuzz run
+	test-asan test-py bench timing fuzz run
 
 all: build
 
 help:
-	@echo "make run      main job (see README: what it does today)"
+	@echo "make run      MobileDet through Teflon on the emulated board (ARGS=\"--help\")"
 	@echo "make test     install build deps, build, run C unit, sanitizer and pytest suites"
 	@echo "make qemu     qemu-system-aarch64 with rk3588-npu (Debian's QEMU source, cached)"
 	@echo "make kernel   guest Linux 7.2 (Debian's linux-source) with rocket as a module"
@@ -23,6 +23,7 @@ help:
 	@echo "make rootfs   guest initramfs from Debian arm64 packages + our guest programs"
 	@echo "make shell    boot the emulated board with a shell on the console"
 	@echo "make bench    MobileDet conv/depthwise layers through the core: core-bench GMAC/s"
+	@echo "make timing   MobileNetV1/MobileDet times under -icount beside board figures"
 	@echo "make fuzz     libFuzzer on the core for FUZZ_SECONDS (default 600)"
 
 deps:
@@ -77,6 +78,10 @@ test: test-unit test-asan test-py
 
 bench: build
 	@$(PY) scripts/bench.py --build $(BUILD)
+
+# Emulated inference times under -icount beside the published board figures.
+timing: build board
+	@$(PY) scripts/timing.py
 
 fuzz: deps
 	@mkdir -p build-fuzz/corpus

@@ -94,9 +94,15 @@ def main():
                     "astronaut, coffee, motorcycle_left)")
     ap.add_argument("--cores", type=int, default=3)
     ap.add_argument("--clock", type=int, default=200_000_000, help="NPU clock in Hz")
+    ap.add_argument("--dma-bandwidth", type=int, default=None, metavar="BYTES_PER_S",
+                    help="the cycle model's DRAM bandwidth per core")
+    ap.add_argument("--task-overhead", type=int, default=None, metavar="CYCLES",
+                    help="the cycle model's fixed cost per task")
     ap.add_argument("--invokes", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "run"),
                     help="folder for the inputs, outputs and pictures (emptied first)")
+    ap.add_argument("--capture", action="store_true",
+                    help="record every NPU job in OUT/capture/ (rocket-capture.so), for rknpu-run")
     ap.add_argument("--score", type=float, default=0.4, help="detection score threshold")
     ap.add_argument("--icount", type=int, default=None, metavar="SHIFT",
                     help="run the guest CPU at 2^SHIFT ns per instruction (-icount), so that the "
@@ -117,16 +123,23 @@ def main():
     shutil.copy(labels_file(a.model, models, out), os.path.join(out, "labels.txt"))
     shutil.copy(os.path.join(models, MODELS[a.model]), os.path.join(out, "model.tflite"))
     os.makedirs(os.path.join(out, "npu"))
+    capture = ("ROCKET_CAPTURE_DIR=/host/capture LD_PRELOAD=/usr/bin/rocket-capture.so "
+               if a.capture else "")
     with open(os.path.join(out, "run.sh"), "w") as f:
-        f.write(f"rocket-infer -d /usr/lib/teflon/libteflon.so -n {a.invokes} -o /host/npu "
-                "-l /host/labels.txt /host/model.tflite /host/input.png\n")
+        f.write(f"{capture}rocket-infer -d /usr/lib/teflon/libteflon.so -n {a.invokes} "
+                "-o /host/npu -l /host/labels.txt /host/model.tflite /host/input.png\n")
     step(f"booting the emulated board: {a.cores} NPU cores at {a.clock / 1e6:.0f} MHz, "
          f"{a.invokes} invokes of {MODELS[a.model]} through Teflon")
     t0 = time.monotonic()
     trace = os.path.join(out, "qemu.log")
+    timing = ["-global", f"rk3588-npu.clock-frequency={a.clock}"]
+    if a.dma_bandwidth is not None:
+        timing += ["-global", f"rk3588-npu.dma-bandwidth={a.dma_bandwidth}"]
+    if a.task_overhead is not None:
+        timing += ["-global", f"rk3588-npu.task-overhead={a.task_overhead}"]
     r = board.boot(out, cores=a.cores, mem="2G", timeout=900, icount=a.icount,
-                   extra=["-global", f"rk3588-npu.clock-frequency={a.clock}", "-D", trace,
-                          "-d", "guest_errors,unimp", "-trace", "rk3588_npu_done"])
+                   extra=timing + ["-D", trace, "-d", "guest_errors,unimp",
+                                   "-trace", "rk3588_npu_done", "-trace", "rk3588_npu_kick"])
     if r.status != 0:
         print(r.console[-2000:], r.log[-2000:])
         step(f"the guest run failed (status {r.status})")
@@ -147,6 +160,9 @@ def main():
                     os.path.join(out, "cpu", "detections.png"), labels, a.score)
     if cpu_rows == npu_rows:
         step("the NPU and the CPU reference agree on every line above")
+    if a.capture:
+        step(f"NPU jobs captured in {os.path.relpath(os.path.join(out, 'capture'), ROOT)}/; "
+             "replay with build/qemu-hw/tools/rknpu-run")
     inv = s["invoke_ms"]
     clock = f"-icount shift={a.icount}" if a.icount is not None else "TCG-emulated CPU"
     step(f"inference: guest {inv[-1]:.1f} ms per invoke ({clock}, first "

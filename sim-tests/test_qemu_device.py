@@ -56,8 +56,8 @@ def core_reference(job):
 def test_properties_listed():
     out = subprocess.run([qemu_binary(), "-device", "rk3588-npu,help"], capture_output=True,
                          text=True, check=True).stdout
-    for prop in ("cores", "clock-frequency", "dma-bandwidth", "task-overhead", "base",
-                 "spi-base"):
+    for prop in ("cores", "clock-frequency", "dma-bandwidth", "dma-bytes-per-cycle",
+                 "task-overhead", "base", "spi-base"):
         assert prop in out
 
 

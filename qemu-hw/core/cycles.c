@@ -1,16 +1,20 @@
 /*
- * Cycle model v1. MAC cycles follow the RKNN runtime's own RK3588 cost model (fitted exactly to
+ * Cycle model v2. MAC cycles follow the RKNN runtime's own RK3588 cost model (fitted exactly to
  * its perf_detail tables, hardware-notes.md 4.2): a conv takes OH*OW*ceil(OC/32)*max(4,
  * ceil(IC/32)*KH*KW) cycles (1024 MAC/cycle when the kernel is deep enough), a depthwise
- * OH*OW*KH*KW*ceil(C/64) (64 MAC/cycle). DMA overlaps the MACs; a fixed cost covers the regcmd
- * fetch and pipeline fill/drain of every task.
+ * OH*OW*KH*KW*ceil(C/64) (64 MAC/cycle). DMA overlaps the MACs and moves 20 bytes per NPU cycle
+ * (the same tables' DDR cycles: 872 KB in 44,071 cycles, 433 KB in 21,923), so at mainline's
+ * 200 MHz it is clock-bound at 4 GB/s, and at most the DRAM's ~17 GB/s at higher clocks. A fixed
+ * cost covers the regcmd fetch and pipeline fill/drain of every task (2000 cycles: a tiny task
+ * costs ~11.7 us end to end at 600 MHz including its kernel round trip, hardware-notes 4.4).
  */
 #include "internal.h"
 
 void rn_timing_default(struct rn_timing *t)
 {
     t->clock_hz = 200000000;           /* mainline DT: assigned-clock-rates 200 MHz */
-    t->dma_bytes_per_sec = 8000000000; /* fraction of the ~17-22 GB/s LPDDR4X one core sees */
+    t->dma_bytes_per_sec = 17000000000; /* LPDDR4X, 17-22 GB/s measured sequential */
+    t->dma_bytes_per_cycle = 20;
     t->task_overhead_cycles = 2000;
 }
 
@@ -35,9 +39,13 @@ void rn_cycles_estimate(const struct rn_timing *t, struct rn_task_stats *st)
         per = div_up(st->in_c, 32) * taps;
         mac = pix * div_up(st->out_c, 32) * (per > 4 ? per : 4);
     }
-    dma = t->dma_bytes_per_sec
-              ? (uint64_t)((unsigned __int128)(st->bytes_read + st->bytes_written) *
-                           t->clock_hz / t->dma_bytes_per_sec)
-              : 0;
+    uint64_t bytes = st->bytes_read + st->bytes_written;
+    if (t->dma_bytes_per_sec &&
+        (unsigned __int128)t->dma_bytes_per_cycle * t->clock_hz > t->dma_bytes_per_sec) {
+        /* the DRAM, not the NPU's clock, limits: bytes / bandwidth, in NPU cycles */
+        dma = (uint64_t)((unsigned __int128)bytes * t->clock_hz / t->dma_bytes_per_sec);
+    } else {
+        dma = t->dma_bytes_per_cycle ? div_up(bytes, t->dma_bytes_per_cycle) : 0;
+    }
     st->cycles = t->task_overhead_cycles + (mac > dma ? mac : dma);
 }

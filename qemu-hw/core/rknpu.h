@@ -41,7 +41,8 @@ typedef void rn_log_fn(void *opaque, enum rn_log_kind kind, const char *msg);
 /* Cycle model parameters (see cycles.c). */
 struct rn_timing {
     uint64_t clock_hz;              /* NPU core clock; mainline DT: 200 MHz */
-    uint64_t dma_bytes_per_sec;     /* DRAM bandwidth seen by one core */
+    uint64_t dma_bytes_per_sec;     /* DRAM bandwidth one core can get, at most */
+    uint32_t dma_bytes_per_cycle;   /* what the NPU's DMA moves per NPU clock */
     uint32_t task_overhead_cycles;  /* regcmd fetch, pipeline fill and drain per task */
 };
 

@@ -127,8 +127,9 @@ static void npu_complete(RK3588NPUCoreState *s)
 {
     rn_core_complete(&s->core, &s->result);
     s->phase = NPU_IDLE;
+    /* vt_ns: the virtual time of the interrupt (and of the kick below), for timing studies */
     trace_rk3588_npu_done(s->index, s->result.tasks, s->result.raw_bits, s->result.cycles,
-                          s->deadline_ns - s->kick_ns);
+                          s->deadline_ns - s->kick_ns, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL));
     npu_update_irq(s);
 }
 
@@ -195,7 +196,7 @@ static void npu_start_kick(RK3588NPUCoreState *s)
     s->kick_ns = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     s->phase = NPU_COMPUTING;
     trace_rk3588_npu_kick(s->index, rn_core_read(&s->core, RN_PC_BASE_ADDRESS),
-                          rn_core_read(&s->core, RN_PC_TASK_CON));
+                          rn_core_read(&s->core, RN_PC_TASK_CON), s->kick_ns);
     qemu_mutex_lock(&s->lock);
     s->job_gen++;
     s->job_pending = true;
@@ -342,6 +343,7 @@ static void npu_core_realize(DeviceState *dev, Error **errp)
     s->core.log_opaque = s;
     s->core.timing.clock_hz = s->clock_hz;
     s->core.timing.dma_bytes_per_sec = s->dma_bytes_per_sec;
+    s->core.timing.dma_bytes_per_cycle = s->dma_bytes_per_cycle;
     s->core.timing.task_overhead_cycles = s->task_overhead;
     s->work = g_new0(struct rn_core, 1);
     rn_core_init(s->work);
@@ -369,7 +371,8 @@ static void npu_core_reset_hold(Object *obj, ResetType type)
 static const Property npu_core_properties[] = {
     DEFINE_PROP_UINT32("index", RK3588NPUCoreState, index, 0),
     DEFINE_PROP_UINT64("clock-frequency", RK3588NPUCoreState, clock_hz, 200000000),
-    DEFINE_PROP_UINT64("dma-bandwidth", RK3588NPUCoreState, dma_bytes_per_sec, 8000000000),
+    DEFINE_PROP_UINT64("dma-bandwidth", RK3588NPUCoreState, dma_bytes_per_sec, 17000000000),
+    DEFINE_PROP_UINT32("dma-bytes-per-cycle", RK3588NPUCoreState, dma_bytes_per_cycle, 20),
     DEFINE_PROP_UINT32("task-overhead", RK3588NPUCoreState, task_overhead, 2000),
     DEFINE_PROP_LINK("dma-mr", RK3588NPUCoreState, dma_mr, TYPE_MEMORY_REGION, MemoryRegion *),
 };

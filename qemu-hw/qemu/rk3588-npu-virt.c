@@ -161,6 +161,7 @@ static void npu_realize(DeviceState *dev, Error **errp)
         qdev_prop_set_uint32(core, "index", i);
         qdev_prop_set_uint64(core, "clock-frequency", s->clock_hz);
         qdev_prop_set_uint64(core, "dma-bandwidth", s->dma_bytes_per_sec);
+        qdev_prop_set_uint32(core, "dma-bytes-per-cycle", s->dma_bytes_per_cycle);
         qdev_prop_set_uint32(core, "task-overhead", s->task_overhead);
         object_property_set_link(OBJECT(core), "dma-mr",
                                  OBJECT(&s->iommus[i]->iommu), &error_fatal);
@@ -180,7 +181,8 @@ static void npu_realize(DeviceState *dev, Error **errp)
 static const Property npu_properties[] = {
     DEFINE_PROP_UINT32("cores", RK3588NPUState, num_cores, 3),
     DEFINE_PROP_UINT64("clock-frequency", RK3588NPUState, clock_hz, 200000000),
-    DEFINE_PROP_UINT64("dma-bandwidth", RK3588NPUState, dma_bytes_per_sec, 8000000000),
+    DEFINE_PROP_UINT64("dma-bandwidth", RK3588NPUState, dma_bytes_per_sec, 17000000000),
+    DEFINE_PROP_UINT32("dma-bytes-per-cycle", RK3588NPUState, dma_bytes_per_cycle, 20),
     DEFINE_PROP_UINT32("task-overhead", RK3588NPUState, task_overhead, 2000),
     DEFINE_PROP_UINT64("base", RK3588NPUState, base, 0x0a100000),
     DEFINE_PROP_UINT32("spi-base", RK3588NPUState, spi_base, 176),

@@ -87,6 +87,7 @@ struct RK3588NPUCoreState {
     uint32_t index;
     uint64_t clock_hz;
     uint64_t dma_bytes_per_sec;
+    uint32_t dma_bytes_per_cycle;
     uint32_t task_overhead;
 
     struct rn_core core;     /* the registers the CPU sees */
@@ -117,6 +118,7 @@ struct RK3588NPUState {
     uint32_t num_cores;
     uint64_t clock_hz;
     uint64_t dma_bytes_per_sec;
+    uint32_t dma_bytes_per_cycle;
     uint32_t task_overhead;
     uint64_t base;
     uint32_t spi_base;

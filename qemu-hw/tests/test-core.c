@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "hwchoices.h"
+#include "internal.h"   /* rn_cycles_estimate */
 #include "rknpu.h"
 
 /* ---- a flat NPU memory: IOVA [0, MEM_SIZE) is mapped, everything else faults ---- */
@@ -421,6 +422,33 @@ static void test_hang_and_reset(void)
     rn_core_destroy(&c);
 }
 
+/* RKNN's perf_detail examples (hardware-notes 4.2), which the MAC term must reproduce exactly. */
+static void test_cycle_model(void)
+{
+    static const struct { bool dw; uint32_t ic, oc, k, hw; uint64_t cycles; } rknn[] = {
+        { false, 128, 64, 3, 80, 460800 }, { true, 128, 128, 3, 80, 115200 },
+        { false, 256, 512, 1, 20, 51200 }, { false, 64, 64, 1, 40, 12800 },
+    };
+    struct rn_timing t;
+    rn_timing_default(&t);
+    t.task_overhead_cycles = 0;
+    for (size_t i = 0; i < sizeof(rknn) / sizeof(rknn[0]); i++) {
+        struct rn_task_stats st = { .depthwise = rknn[i].dw, .in_c = rknn[i].ic,
+                                    .out_c = rknn[i].oc, .kw = rknn[i].k, .kh = rknn[i].k,
+                                    .out_w = rknn[i].hw, .out_h = rknn[i].hw };
+        rn_cycles_estimate(&t, &st);
+        g_assert_cmpuint(st.cycles, ==, rknn[i].cycles);
+    }
+    /* DMA-bound: 872 KB took 44,071 DDR cycles in RKNN's tables; 20 B/cycle gives 43,600 */
+    struct rn_task_stats big = { .in_c = 16, .out_c = 16, .kw = 1, .kh = 1, .out_w = 1,
+                                 .out_h = 1, .bytes_read = 872000 };
+    rn_cycles_estimate(&t, &big);
+    g_assert_cmpuint(big.cycles, ==, 43600);
+    t.clock_hz = 1000000000;   /* at 1 GHz the DRAM (17 GB/s) limits, not 20 B/cycle */
+    rn_cycles_estimate(&t, &big);
+    g_assert_cmpuint(big.cycles, ==, 872000ull * 1000000000 / 17000000000);
+}
+
 static void test_rounding(void)
 {
     /* half to even vs half up, both signs */
@@ -456,5 +484,6 @@ int main(int argc, char **argv)
     g_test_add_func("/core/errors", test_errors);
     g_test_add_func("/core/hang-and-reset", test_hang_and_reset);
     g_test_add_func("/core/rounding", test_rounding);
+    g_test_add_func("/core/cycle-model", test_cycle_model);
     return g_test_run();
 }

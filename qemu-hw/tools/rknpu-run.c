@@ -49,8 +49,9 @@ static void task_cb(void *opaque, const struct rn_task_stats *st)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: rknpu-run [-o OUTDIR] [--stats FILE.json] [--clock HZ] [--repeat N] [-q] "
-               "JOBDIR\n"
+    fprintf(f, "usage: rknpu-run [-o OUTDIR] [--stats FILE.json] [--clock HZ] [--repeat N] [-q]\n"
+               "                 [--dma-bandwidth BYTES_PER_S] [--dma-bytes-per-cycle N]\n"
+               "                 [--task-overhead CYCLES] JOBDIR\n"
                "Runs a rocketsim job folder (qemu-hw/tools/JOB-FORMAT.md) on the NPU core model.\n"
                "Exit status: 0 all kicks completed cleanly, 1 a kick raised an error bit or hung,\n"
                "2 the job could not be read.\n");
@@ -61,10 +62,13 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "stats", required_argument, 0, 's' }, { "clock", required_argument, 0, 'c' },
         { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' },
-        { "repeat", required_argument, 0, 'r' }, { 0, 0, 0, 0 },
+        { "repeat", required_argument, 0, 'r' },
+        { "dma-bandwidth", required_argument, 0, 'b' },
+        { "dma-bytes-per-cycle", required_argument, 0, 'y' },
+        { "task-overhead", required_argument, 0, 't' }, { 0, 0, 0, 0 },
     };
     const char *outdir = NULL, *stats = NULL;
-    unsigned long long clock = 0, macs = 0;
+    unsigned long long clock = 0, macs = 0, bw = 0, per_cycle = 0, overhead = ~0ull;
     long repeat = 1;
     struct timespec t0, t1;
     struct run_ctx r = { .first = 1 };
@@ -79,6 +83,9 @@ int main(int argc, char **argv)
         case 'c': clock = strtoull(optarg, NULL, 0); break;
         case 'q': r.quiet = 1; break;
         case 'r': repeat = strtol(optarg, NULL, 0); break;
+        case 'b': bw = strtoull(optarg, NULL, 0); break;
+        case 'y': per_cycle = strtoull(optarg, NULL, 0); break;
+        case 't': overhead = strtoull(optarg, NULL, 0); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -100,6 +107,15 @@ int main(int argc, char **argv)
     core.task_opaque = &r;
     if (clock || job.clock_hz) {
         core.timing.clock_hz = clock ? clock : job.clock_hz;
+    }
+    if (bw) {
+        core.timing.dma_bytes_per_sec = bw;
+    }
+    if (per_cycle && per_cycle <= UINT32_MAX) {
+        core.timing.dma_bytes_per_cycle = (uint32_t)per_cycle;
+    }
+    if (overhead <= UINT32_MAX) {
+        core.timing.task_overhead_cycles = (uint32_t)overhead;
     }
     if (r.stats) {
         fputs("[", r.stats);
