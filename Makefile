@@ -64,7 +64,10 @@ rootfs: kernel guest
 
 board: qemu rootfs
 
-shell: board
+# The build steps run with stdin from /dev/null so that none of them reads what is typed for
+# the guest's shell.
+shell:
+	@$(MAKE) --no-print-directory board </dev/null
 	@$(PY) -c 'import sys; sys.path.insert(0, "sim-tests"); import board, os; \
 	    os.execv(board.qemu_cmd(interactive=True)[0], board.qemu_cmd(interactive=True, \
 	    append="rocketsim.shell"))'

@@ -29,7 +29,8 @@ def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, sm
            "-kernel", os.path.join(BUILD, "Image"),
            "-initrd", os.path.join(BUILD, "initramfs.cpio.gz"),
            "-device", f"rk3588-npu,cores={cores}"]
-    cmd += ["-nographic"] if interactive else ["-display", "none", "-serial", "stdio"]
+    # -nodefaults leaves no serial port: name it, with the monitor muxed in (Ctrl-A X quits)
+    cmd += ["-display", "none", "-serial", "mon:stdio" if interactive else "stdio"]
     if icount is not None:
         cmd += ["-icount", f"shift={icount},sleep=off"]
     if share:
