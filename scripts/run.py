@@ -78,12 +78,13 @@ def show(res, img, png, labels, score_min):
             draw.rectangle(box, outline=(255, 0, 0), width=3)
             draw.text((box[0] + 4, box[1] + 2), f"{name} {d['score']:.2f}", fill=(255, 255, 0))
         img.save(png)
-        step(f"annotated image: {os.path.relpath(png, ROOT)}")
     else:
         step("top-5:")
         rows = [f"{t.get('label', t['index']):24} {t['score']:.2f}" for t in summary["top"]]
     for r in rows:
         print("    " + r)
+    if summary["detections"]:
+        step(f"annotated image: {os.path.relpath(png, ROOT)}")
     return rows
 
 
