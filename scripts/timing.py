@@ -5,7 +5,8 @@
 time, the guest's inference time, the same with the NPU made free (what the guest's CPU side costs
 in instructions), and the interrupt-to-next-task gap of the kernel driver. The board's CPU speed
 is the one thing the published figures do not separate from the NPU's: it is fitted on
-MobileNetV1 and MobileDet's board time predicted with it. Writes build/timing.json."""
+MobileNetV1 and MobileDet's board time predicted with it. Writes build/timing.json and a
+timeline picture of one inference per model, build/timing/MODEL-timeline.png."""
 import json
 import os
 import re
@@ -24,6 +25,30 @@ def step(msg):
     print(f"[make timing] {msg}", flush=True)
 
 
+def timeline(events, tasks, path, title):
+    """A picture of the last invoke: NPU busy (green) between kick and interrupt, the rest is the
+    guest's CPU side (driver, Mesa, TFLite)."""
+    from PIL import Image, ImageDraw
+    ev = events[-2 * tasks:]
+    t0, t1 = ev[0][1], ev[-1][1]
+    w, h, x0 = 1200, 120, 10
+    scale = (w - 2 * x0) / max(1, t1 - t0)
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    d.rectangle([x0, 40, w - x0, 80], fill=(225, 225, 225))
+    busy = 0
+    for (k, a), (_, b) in zip(ev[::2], ev[1::2]):
+        d.rectangle([x0 + (a - t0) * scale, 40, x0 + (b - t0) * scale, 80], fill=(40, 160, 60))
+        d.line([x0 + (a - t0) * scale, 40, x0 + (a - t0) * scale, 80], fill=(0, 70, 20))
+        busy += b - a
+    d.text((x0, 10), f"{title}: {tasks} NPU tasks, NPU busy (green) {busy / 1e6:.2f} ms of "
+           f"{(t1 - t0) / 1e6:.2f} ms from first kick to last interrupt (guest virtual time)",
+           fill="black")
+    d.text((x0, 90), "0 ms", fill="black")
+    d.text((w - x0 - 60, 90), f"{(t1 - t0) / 1e6:.2f} ms", fill="black")
+    img.save(path)
+
+
 def run(model, invokes, extra=()):
     out = os.path.join(ROOT, "build", "timing", model)
     r = subprocess.run([os.path.join(ROOT, "scripts", "run.py"), "--model", model, "--image",
@@ -36,6 +61,9 @@ def run(model, invokes, extra=()):
     events = [(m[0], int(m[1])) for m in re.findall(r"rk3588_npu_(kick|done) .*vt_ns (\d+)", trace)]
     npu_ns = [int(m) for m in re.findall(r"npu_time_ns (\d+)", trace)]
     gaps = [b[1] - a[1] for a, b in zip(events, events[1:]) if a[0] == "done" and b[0] == "kick"]
+    if not extra and npu_ns:
+        timeline(events, len(npu_ns) // invokes,
+                 os.path.join(ROOT, "build", "timing", f"{model}-timeline.png"), model)
     return {"guest_ms": statistics.median(summary["invoke_ms"][1:]),
             "npu_ms": sum(npu_ns) / invokes / 1e6, "tasks": len(npu_ns) // invokes,
             "irq_to_next_task_ns": statistics.median(gaps) if gaps else None}
@@ -87,7 +115,7 @@ def main():
     for name, key, fmt in rows:
         print(f"{name:30} " + " ".join(f"{fmt.format(report[m][key]):>12}"
                                        for m in ("mobilenet", "mobiledet")))
-    step("written build/timing.json")
+    step("written build/timing.json and build/timing/*-timeline.png")
     return 0
 
 
