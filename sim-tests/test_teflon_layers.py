@@ -102,6 +102,29 @@ def evaluate(tmp_path, names):
     return report, outside, not_exact, kicks
 
 
+def picture(report, path):
+    """One bar per layer, height log2(1 + max |NPU - CPU|): green within ±1, orange outside with
+    a reason, red outside without one, grey where Mesa crashed."""
+    from PIL import Image, ImageDraw
+    names = [n for n in report if not n.startswith("_")]
+    w, h, base = 4 * len(names) + 20, 200, 170
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    for i, n in enumerate(names):
+        r, x = report[n], 10 + 4 * i
+        if isinstance(r, str):
+            d.rectangle([x, base - 20, x + 2, base], fill=(170, 170, 170))
+            continue
+        top = base - 18 * np.log2(1 + r["max_abs_diff"]) - 2
+        color = (40, 160, 60) if r["max_abs_diff"] <= 1 else \
+            (230, 140, 20) if "why" in r else (210, 30, 30)
+        d.rectangle([x, top, x + 2, base], fill=color)
+    d.text((10, 5), "per-layer max |NPU - CPU| (log2 scale; green <= 1, orange explained, grey "
+           "Mesa crash)", fill="black")
+    d.text((10, base + 10), f"{names[0]} ... {names[-1]}", fill="black")
+    img.save(path)
+
+
 def test_per_layer_models(tmp_path):
     src = teflon.models()
     os.makedirs(tmp_path / "m")
@@ -115,5 +138,6 @@ def test_per_layer_models(tmp_path):
     report, outside, not_exact, _ = evaluate(tmp_path, names)
     with open(os.path.join(board.BUILD, "teflon-per-layer.json"), "w") as fh:
         json.dump(report, fh, indent=1)
+    picture(report, os.path.join(board.BUILD, "teflon-per-layer.png"))
     assert not_exact == [], f"jobs missing or not replaying bit-exactly: {not_exact}"
     assert outside == [], f"layers outside ±1 of the CPU with no explanation: {outside}"
