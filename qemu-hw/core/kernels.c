@@ -4,6 +4,12 @@
  */
 #include "kernels.h"
 
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 /* These loops need the vectoriser whatever the including build's -O level (QEMU uses -O2). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
@@ -91,7 +97,8 @@ INLINE void dpu_body(const struct rn_dpu_fast *f, const int32_t *restrict acc,
 }
 
 #define DEFINE_ISA(suffix, attr)                                                              \
-    attr static void gemm_##suffix(const uint8_t *a, size_t np, const int8_t *w, size_t no,   \
+    attr __attribute__((unused)) /* VNNI uses gemm_vnni_blocked */                           \
+    static void gemm_##suffix(const uint8_t *a, size_t np, const int8_t *w, size_t no,        \
                                    size_t kp, int32_t *acc)                                  \
     { gemm_body(a, np, w, no, kp, acc); }                                                     \
     attr static void dw_##suffix(const uint8_t *s, const int8_t *w, int32_t *acc,            \
@@ -112,7 +119,95 @@ DEFINE_ISA(avx2, __attribute__((target("avx2"))))
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,prefer-vector-width=512"
 #endif
 DEFINE_ISA(vnni, __attribute__((target(VNNI_TARGET))))
+
+/*
+ * VNNI GEMM on weights blocked as [o / 16][i / 4][o % 16][i % 4]: one broadcast of 4 input bytes
+ * times one 64-byte weight load gives 16 outputs' partial sums (vpdpbusd), so no horizontal
+ * reduction is needed. 4 pixels x 32 outputs per step keep 8 accumulators in registers.
+ */
+static size_t vnni_packed_size(size_t nout_pad, size_t kp)
+{
+    return (nout_pad + 15) / 16 * 16 * kp;
+}
+
+static void vnni_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    size_t nob = (nout_pad + 15) / 16;
+    for (size_t ob = 0; ob < nob; ob++) {
+        for (size_t k = 0; k < kp / 4; k++) {
+            int8_t *dst = packed + (ob * (kp / 4) + k) * 64;
+            for (size_t l = 0; l < 16; l++) {
+                size_t o = ob * 16 + l;
+                if (o < nout_pad) {
+                    memcpy(dst + l * 4, w + o * kp + k * 4, 4);
+                } else {
+                    memset(dst + l * 4, 0, 4);
+                }
+            }
+        }
+    }
+}
+
+__attribute__((target(VNNI_TARGET))) static inline __m512i bcast4(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+__attribute__((target(VNNI_TARGET)))
+static void gemm_vnni_blocked(const uint8_t *a, size_t np, const int8_t *wp, size_t no, size_t kp,
+                              int32_t *acc)
+{
+    size_t nob = (no + 15) / 16, kg = kp / 4;
+    for (size_t p0 = 0; p0 < np; p0 += 4) {
+        size_t pn = np - p0 < 4 ? np - p0 : 4;
+        const uint8_t *r0 = a + p0 * kp, *r1 = pn > 1 ? r0 + kp : r0;
+        const uint8_t *r2 = pn > 2 ? r0 + 2 * kp : r0, *r3 = pn > 3 ? r0 + 3 * kp : r0;
+        for (size_t ob = 0; ob < nob; ob += 2) {
+            const int8_t *w0 = wp + ob * kg * 64, *w1 = ob + 1 < nob ? w0 + kg * 64 : w0;
+            __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00;
+            __m512i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+            for (size_t k = 0; k < kg; k++) {
+                __m512i b0 = _mm512_loadu_si512(w0 + k * 64), b1 = _mm512_loadu_si512(w1 + k * 64);
+                __m512i x = bcast4(r0 + 4 * k);
+                c00 = _mm512_dpbusd_epi32(c00, x, b0);
+                c01 = _mm512_dpbusd_epi32(c01, x, b1);
+                x = bcast4(r1 + 4 * k);
+                c10 = _mm512_dpbusd_epi32(c10, x, b0);
+                c11 = _mm512_dpbusd_epi32(c11, x, b1);
+                x = bcast4(r2 + 4 * k);
+                c20 = _mm512_dpbusd_epi32(c20, x, b0);
+                c21 = _mm512_dpbusd_epi32(c21, x, b1);
+                x = bcast4(r3 + 4 * k);
+                c30 = _mm512_dpbusd_epi32(c30, x, b0);
+                c31 = _mm512_dpbusd_epi32(c31, x, b1);
+            }
+            size_t o0 = ob * 16, n0 = no - o0 < 16 ? no - o0 : 16;
+            size_t n1 = ob + 1 < nob ? (no - o0 - 16 < 16 ? no - o0 - 16 : 16) : 0;
+            __mmask16 m0 = (__mmask16)((1u << n0) - 1), m1 = (__mmask16)((1u << n1) - 1);
+            __m512i c[4][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 } };
+            for (size_t i = 0; i < pn; i++) {
+                int32_t *dst = acc + (p0 + i) * no + o0;
+                _mm512_mask_storeu_epi32(dst, m0, c[i][0]);
+                if (n1) {
+                    _mm512_mask_storeu_epi32(dst + 16, m1, c[i][1]);
+                }
+            }
+        }
+    }
+}
 #endif
+
+static size_t plain_packed_size(size_t nout_pad, size_t kp)
+{
+    return nout_pad * kp;
+}
+
+static void plain_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    memcpy(packed, w, nout_pad * kp);
+}
 
 struct impl {
     const char *name;
@@ -121,21 +216,27 @@ struct impl {
     uint32_t (*sum)(const uint8_t *, size_t);
     void (*dpu)(const struct rn_dpu_fast *, const int32_t *, const int32_t *, const int32_t *,
                 const int8_t *, int8_t *);
+    size_t (*packed_size)(size_t, size_t);
+    void (*pack)(const int8_t *, size_t, size_t, int8_t *);
 };
 
 static const struct impl *pick(void)
 {
     static const struct impl generic = { "generic", gemm_generic, dw_generic, sum_generic,
-                                           dpu_generic };
+                                           dpu_generic, plain_packed_size, plain_pack };
 #if defined(__x86_64__) && defined(__GNUC__)
-    static const struct impl avx2 = { "avx2", gemm_avx2, dw_avx2, sum_avx2, dpu_avx2 };
-    static const struct impl vnni = { "avx512vnni", gemm_vnni, dw_vnni, sum_vnni, dpu_vnni };
+    static const struct impl avx2 = { "avx2", gemm_avx2, dw_avx2, sum_avx2, dpu_avx2,
+                                      plain_packed_size, plain_pack };
+    static const struct impl vnni = { "avx512vnni", gemm_vnni_blocked, dw_vnni, sum_vnni,
+                                      dpu_vnni, vnni_packed_size, vnni_pack };
+    /* RKNPU_ISA=generic|avx2 picks a lesser path, so that tests cover every one on one host */
+    const char *want = getenv("RKNPU_ISA");
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl")) {
+        __builtin_cpu_supports("avx512vl") && (!want || !strcmp(want, vnni.name))) {
         return &vnni;
     }
-    if (__builtin_cpu_supports("avx2")) {
+    if (__builtin_cpu_supports("avx2") && (!want || strcmp(want, generic.name))) {
         return &avx2;
     }
 #endif
@@ -153,10 +254,20 @@ static const struct impl *impl(void)
     return i;
 }
 
-void rn_gemm_u8s8(const uint8_t *patch, size_t npix, const int8_t *w, size_t nout_pad, size_t kp,
-                  int32_t *acc)
+void rn_gemm_u8s8(const uint8_t *patch, size_t npix, const int8_t *packed, size_t nout_pad,
+                  size_t kp, int32_t *acc)
 {
-    impl()->gemm(patch, npix, w, nout_pad, kp, acc);
+    impl()->gemm(patch, npix, packed, nout_pad, kp, acc);
+}
+
+size_t rn_gemm_packed_size(size_t nout_pad, size_t kp)
+{
+    return impl()->packed_size(nout_pad, kp);
+}
+
+void rn_gemm_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    impl()->pack(w, nout_pad, kp, packed);
 }
 
 void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n)

@@ -11,10 +11,16 @@
 /*
  * acc[p * nout_pad + o] = sum_i patch[p][i] * w[o][i] for p < npix, o < nout_pad, where patch
  * rows are kp bytes of (input + 128) and w rows are kp int8 bytes; kp % RN_KP_ALIGN == 0 and
- * nout_pad % 4 == 0.
+ * nout_pad % 4 == 0. The weights are passed as rn_gemm_pack laid them out (once per task).
  */
-void rn_gemm_u8s8(const uint8_t *patch, size_t npix, const int8_t *w, size_t nout_pad, size_t kp,
-                  int32_t *acc);
+void rn_gemm_u8s8(const uint8_t *patch, size_t npix, const int8_t *packed, size_t nout_pad,
+                  size_t kp, int32_t *acc);
+
+/* Bytes rn_gemm_pack writes for nout_pad rows of kp weights. */
+size_t rn_gemm_packed_size(size_t nout_pad, size_t kp);
+
+/* Lay the weight rows w[o][i] out in the order the GEMM of this host reads them. */
+void rn_gemm_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed);
 
 /* Depthwise tap: acc[c] += (src[c] - 128) * w[c]; sum[c] += src[c] - 128, for c < n. */
 void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n);

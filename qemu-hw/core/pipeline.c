@@ -340,11 +340,13 @@ static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct t
     uint8_t *patch = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * p->kp);
     int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * p->nout_pad * sizeof(int32_t));
     int32_t *fix = rn_scratch(c, RN_BUF_WIDE, CO16(d) * 2 * sizeof(int32_t));
+    int8_t *w = rn_scratch(c, RN_BUF_GEMMW, rn_gemm_packed_size(p->nout_pad, p->kp));
     int32_t *wsum;
-    if (!patch || !acc || !fix) {
+    if (!patch || !acc || !fix || !w) {
         out->error |= RN_ERR_DMA_READ;
         return;
     }
+    rn_gemm_pack(p->w, p->nout_pad, p->kp, w);
     wsum = fix + CO16(d);
     memset(fix, 0, CO16(d) * 2 * sizeof(int32_t));
     memset(patch, 0, (size_t)d->wo * p->kp);
@@ -356,7 +358,7 @@ static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct t
                 memcpy(patch + x * p->kp + ky * seg, src, seg);
             }
         }
-        rn_gemm_u8s8(patch, d->wo, p->w, p->nout_pad, p->kp, acc);
+        rn_gemm_u8s8(patch, d->wo, w, p->nout_pad, p->kp, acc);
         for (uint32_t x = 0; x < d->wo; x++) {
             int32_t s = (int32_t)rn_sum_u8(patch + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
             const int32_t *a = acc + (size_t)x * p->nout_pad;

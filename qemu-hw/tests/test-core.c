@@ -4,6 +4,7 @@
 
 #include "hwchoices.h"
 #include "internal.h"   /* rn_cycles_estimate */
+#include "kernels.h"
 #include "rknpu.h"
 
 /* ---- a flat NPU memory: IOVA [0, MEM_SIZE) is mapped, everything else faults ---- */
@@ -422,6 +423,39 @@ static void test_hang_and_reset(void)
     rn_core_destroy(&c);
 }
 
+/* The GEMM on this host's kernels (with its weight packing) against a plain triple loop. */
+static void test_gemm(void)
+{
+    uint32_t x = 12345;
+    for (size_t npix = 1; npix <= 9; npix += 2) {
+        for (size_t no = 4; no <= 52; no += 12) {
+            for (size_t kp = RN_KP_ALIGN; kp <= 3 * RN_KP_ALIGN; kp += RN_KP_ALIGN) {
+                uint8_t *a = g_malloc(npix * kp);
+                int8_t *w = g_malloc(no * kp), *pk = g_malloc(rn_gemm_packed_size(no, kp));
+                int32_t *acc = g_malloc(npix * no * sizeof(int32_t));
+                for (size_t i = 0; i < npix * kp; i++) {
+                    a[i] = (uint8_t)((x = x * 1664525u + 1013904223u) >> 24);
+                }
+                for (size_t i = 0; i < no * kp; i++) {
+                    w[i] = (int8_t)((x = x * 1664525u + 1013904223u) >> 24);
+                }
+                rn_gemm_pack(w, no, kp, pk);
+                rn_gemm_u8s8(a, npix, pk, no, kp, acc);
+                for (size_t p = 0; p < npix; p++) {
+                    for (size_t o = 0; o < no; o++) {
+                        int32_t want = 0;
+                        for (size_t i = 0; i < kp; i++) {
+                            want += a[p * kp + i] * w[o * kp + i];
+                        }
+                        g_assert_cmpint(acc[p * no + o], ==, want);
+                    }
+                }
+                g_free(a), g_free(w), g_free(pk), g_free(acc);
+            }
+        }
+    }
+}
+
 /* RKNN's perf_detail examples (hardware-notes 4.2), which the MAC term must reproduce exactly. */
 static void test_cycle_model(void)
 {
@@ -485,5 +519,6 @@ int main(int argc, char **argv)
     g_test_add_func("/core/hang-and-reset", test_hang_and_reset);
     g_test_add_func("/core/rounding", test_rounding);
     g_test_add_func("/core/cycle-model", test_cycle_model);
+    g_test_add_func("/core/gemm", test_gemm);
     return g_test_run();
 }
