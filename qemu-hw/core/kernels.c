@@ -82,8 +82,19 @@ INLINE void dpu_body(const struct rn_dpu_fast *f, const int32_t *restrict acc,
     const int64_t eoff = f->ew_offset, esc = f->ew_scale;
     const uint32_t osh = f->out_shift, esh = f->ew_shift;
     int64_t v[16];
-    for (size_t l = 0; l < 16; l++) {
-        v[l] = clamp64((int64_t)acc[l] + bias[l] + ow * wsum[l], INT32_MIN, INT32_MAX);
+    if (f->trunc) {   /* Q7: round the MAC + CPEND sum before the bias */
+        const uint32_t tsh = f->trunc;
+        const int64_t half = (int64_t)1 << (tsh - 1), up = f->trunc_half_up;
+        for (size_t l = 0; l < 16; l++) {
+            int64_t x = (int64_t)acc[l] + ow * wsum[l], q = x >> tsh;
+            int64_t r = x & (((int64_t)1 << tsh) - 1);
+            q += (r > half) | ((r == half) & (up | (q & 1)));
+            v[l] = clamp64(q + bias[l], INT32_MIN, INT32_MAX);
+        }
+    } else {
+        for (size_t l = 0; l < 16; l++) {
+            v[l] = clamp64((int64_t)acc[l] + bias[l] + ow * wsum[l], INT32_MIN, INT32_MAX);
+        }
     }
     if (f->ew) {
         for (size_t l = 0; l < 16; l++) {

@@ -25,9 +25,14 @@ void rn_gemm_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed);
 /* Depthwise tap: acc[c] += (src[c] - 128) * w[c]; sum[c] += src[c] - 128, for c < n. */
 void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n);
 
-/* Parameters of the DPU fast path: bias + CPEND, optional EW add, OUT_CVT, all round-to-even. */
+/*
+ * Parameters of the DPU fast path: CPEND, CLIP_TRUNCATE, bias, optional EW add, OUT_CVT; the
+ * EW and OUT_CVT shifts round half to even.
+ */
 struct rn_dpu_fast {
     int32_t ow_op;                 /* CPEND operand */
+    uint32_t trunc;                /* CLIP_TRUNCATE of acc + CPEND, 0..62 */
+    bool trunc_half_up;            /* its ties: up, else to even */
     bool ew;                       /* add a converted EW operand */
     int32_t ew_offset, ew_scale;   /* e' = RNE(((e + offset) * scale) >> shift) */
     uint32_t ew_shift;             /* 1..62 */
@@ -35,7 +40,7 @@ struct rn_dpu_fast {
     uint32_t out_shift;            /* 1..62 */
 };
 
-/* One 16-lane atom: out[l] from acc[l] + bias[l] + ow_op * wsum[l] (+ e'[l]), l < 16. */
+/* One 16-lane atom: out[l] from round(acc[l] + ow_op * wsum[l], trunc) + bias[l] (+ e'[l]). */
 void rn_dpu_fast_atom(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                       const int32_t *wsum, const int8_t *e, int8_t *out);
 

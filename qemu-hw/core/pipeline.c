@@ -294,11 +294,13 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
     for (uint32_t o = 0; o < CO16(d); o++) {
         bias_buf[o] = !alu || o >= d->co_calc ? 0 : d->bs.alu_mem ? bias_mem[o] : d->bs.operand;
     }
-    k->fast = d->bs.on && !d->bs.sub && !d->bs.relu && !d->bn.on && d->trunc == 0 &&
+    k->fast = d->bs.on && !d->bs.sub && !d->bs.relu && !d->bn.on && d->trunc <= 62 &&
               !(d->out_shift >> 30) && shift_ok(d->out_shift & 0xFFF) &&
               (!d->ew_on || (d->ew_operand && d->ew_algo == 2 && d->ew_cvt && d->ew_add_first &&
                              !d->ew_half_up && !d->ew_relu && shift_ok(d->ew_shift)));
     k->f.ow_op = d->cpend ? (int16_t)(d->ow_op & 0xFFFF) : 0;
+    k->f.trunc = d->trunc;
+    k->f.trunc_half_up = d->trunc_half_up;
     k->f.ew = d->ew_on;
     k->f.ew_offset = d->ew_offset;
     k->f.ew_scale = d->ew_scale;

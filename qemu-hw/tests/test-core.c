@@ -456,6 +456,35 @@ static void test_gemm(void)
     }
 }
 
+/* The DPU fast path against the rules in hwchoices.h (Q7, Q8, OUT_CVT), with CLIP_TRUNCATE. */
+static void test_dpu_fast(void)
+{
+    uint32_t x = 777;
+    for (uint32_t trunc = 0; trunc <= 9; trunc++) {
+        for (int up = 0; up <= 1; up++) {
+            /* OUT_CVT x1 (0x4000 >> 14) and small sums, so a rounding slip shows in out */
+            struct rn_dpu_fast f = { .ow_op = -13, .trunc = trunc, .trunc_half_up = up,
+                                     .out_scale = 0x4000, .out_shift = 14, .out_offset = -5 };
+            int32_t acc[16], bias[16], wsum[16];
+            int8_t e[16] = { 0 }, out[16];
+            for (int round = 0; round < 200; round++) {
+                for (int l = 0; l < 16; l++) {
+                    acc[l] = (int32_t)(x = x * 1664525u + 1013904223u) >> (25 - trunc);
+                    bias[l] = (int32_t)(x = x * 1664525u + 1013904223u) >> 28;
+                    wsum[l] = (int32_t)(x = x * 1664525u + 1013904223u) >> 29;
+                }
+                rn_dpu_fast_atom(&f, acc, bias, wsum, e, out);
+                for (int l = 0; l < 16; l++) {
+                    int64_t v = rn_clip_truncate(acc[l] + rn_cpend((uint32_t)f.ow_op, wsum[l]),
+                                                 trunc, up) + bias[l];
+                    g_assert_cmpint(out[l], ==, rn_out_cvt(rn_sat32(v), 0x4000, 14,
+                                                           (uint32_t)-5));
+                }
+            }
+        }
+    }
+}
+
 /* RKNN's perf_detail examples (hardware-notes 4.2), which the MAC term must reproduce exactly. */
 static void test_cycle_model(void)
 {
@@ -520,5 +549,6 @@ int main(int argc, char **argv)
     g_test_add_func("/core/rounding", test_rounding);
     g_test_add_func("/core/cycle-model", test_cycle_model);
     g_test_add_func("/core/gemm", test_gemm);
+    g_test_add_func("/core/dpu-fast", test_dpu_fast);
     return g_test_run();
 }
