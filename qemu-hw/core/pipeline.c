@@ -352,17 +352,24 @@ static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct t
     wsum = fix + CO16(d);
     memset(fix, 0, CO16(d) * 2 * sizeof(int32_t));
     memset(patch, 0, (size_t)d->wo * p->kp);
+    /* a 1x1, stride-1 conv over whole 64-byte channel rows reads its patch in place */
+    bool direct = d->kh == 1 && d->kw == 1 && d->sx == 1 && p->kp == d->ci;
     for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
-        for (uint32_t x = 0; x < d->wo; x++) {
-            for (uint32_t ky = 0; ky < d->kh; ky++) {
-                const uint8_t *src =
-                    t->px + (((size_t)y * d->sy + ky) * t->wp + (size_t)x * d->sx) * d->ci;
-                memcpy(patch + x * p->kp + ky * seg, src, seg);
+        const uint8_t *rows = patch;
+        if (direct) {
+            rows = t->px + (size_t)y * d->sy * t->wp * d->ci;
+        } else {
+            for (uint32_t x = 0; x < d->wo; x++) {
+                for (uint32_t ky = 0; ky < d->kh; ky++) {
+                    const uint8_t *src =
+                        t->px + (((size_t)y * d->sy + ky) * t->wp + (size_t)x * d->sx) * d->ci;
+                    memcpy(patch + x * p->kp + ky * seg, src, seg);
+                }
             }
         }
-        rn_gemm_u8s8(patch, d->wo, w, p->nout_pad, p->kp, acc);
+        rn_gemm_u8s8(rows, d->wo, w, p->nout_pad, p->kp, acc);
         for (uint32_t x = 0; x < d->wo; x++) {
-            int32_t s = (int32_t)rn_sum_u8(patch + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
+            int32_t s = (int32_t)rn_sum_u8(rows + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
             const int32_t *a = acc + (size_t)x * p->nout_pad;
             for (uint32_t o = 0; o < d->co_calc; o++) {   /* undo the +128 of the inputs */
                 fix[o] = o < p->nk ? a[o] - 128 * p->sum[o] : 0;
