@@ -116,7 +116,8 @@ INLINE void dpu_body(const struct rn_dpu_fast *f, const int32_t *restrict acc,
                                  int32_t *sum, size_t n)                                     \
     { dw_body(s, w, acc, sum, n); }                                                           \
     attr static uint32_t sum_##suffix(const uint8_t *p, size_t n) { return sum_body(p, n); } \
-    attr static void dpu_##suffix(const struct rn_dpu_fast *f, const int32_t *acc,             \
+    attr __attribute__((unused)) /* VNNI uses dpu_vnni16 */                                  \
+    static void dpu_##suffix(const struct rn_dpu_fast *f, const int32_t *acc,                 \
                                   const int32_t *bias, const int32_t *wsum, const int8_t *e,   \
                                   int8_t *out)                                                \
     { dpu_body(f, acc, bias, wsum, e, out); }
@@ -208,6 +209,57 @@ static void gemm_vnni_blocked(const uint8_t *a, size_t np, const int8_t *wp, siz
         }
     }
 }
+/* The DPU fast path, 8 lanes in int64 per step; every product has 32-bit signed factors. */
+__attribute__((target(VNNI_TARGET)))
+static inline __m512i round_shift8(__m512i x, uint32_t sh, bool half_up)
+{
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i q = _mm512_sra_epi64(x, _mm_cvtsi32_si128((int)sh));
+    __m512i r = _mm512_and_si512(x, _mm512_set1_epi64(((int64_t)1 << sh) - 1));
+    __m512i half = _mm512_set1_epi64((int64_t)1 << (sh - 1));
+    __mmask8 tie = _mm512_cmpeq_epi64_mask(r, half);
+    __mmask8 up = _mm512_cmpgt_epi64_mask(r, half) |
+                  (half_up ? tie : (__mmask8)(tie & _mm512_test_epi64_mask(q, one)));
+    return _mm512_mask_add_epi64(q, up, q, one);
+}
+
+__attribute__((target(VNNI_TARGET)))
+static inline __m512i clamp8(__m512i x, int64_t lo, int64_t hi)
+{
+    return _mm512_min_epi64(_mm512_max_epi64(x, _mm512_set1_epi64(lo)), _mm512_set1_epi64(hi));
+}
+
+__attribute__((target(VNNI_TARGET)))
+static void dpu_vnni8(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                      const int32_t *wsum, const int8_t *e, int8_t *out)
+{
+    __m512i x = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)acc));
+    __m512i ws = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)wsum));
+    x = _mm512_add_epi64(x, _mm512_mul_epi32(ws, _mm512_set1_epi64(f->ow_op)));
+    if (f->trunc) {
+        x = round_shift8(x, f->trunc, f->trunc_half_up);
+    }
+    x = _mm512_add_epi64(x, _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)bias)));
+    x = clamp8(x, INT32_MIN, INT32_MAX);
+    if (f->ew) {   /* e + ew_offset fits 32 bits: dpu_setup keeps larger offsets off this path */
+        __m512i ev = _mm512_cvtepi8_epi64(_mm_loadl_epi64((const __m128i *)e));
+        ev = _mm512_add_epi64(ev, _mm512_set1_epi64(f->ew_offset));
+        ev = _mm512_mul_epi32(ev, _mm512_set1_epi64(f->ew_scale));
+        x = clamp8(_mm512_add_epi64(x, round_shift8(ev, f->ew_shift, false)), INT32_MIN,
+                   INT32_MAX);
+    }
+    x = round_shift8(_mm512_mul_epi32(x, _mm512_set1_epi64(f->out_scale)), f->out_shift, false);
+    x = clamp8(_mm512_add_epi64(x, _mm512_set1_epi64(f->out_offset)), -128, 127);
+    _mm_storel_epi64((__m128i *)out, _mm512_cvtepi64_epi8(x));
+}
+
+__attribute__((target(VNNI_TARGET)))
+static void dpu_vnni16(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                       const int32_t *wsum, const int8_t *e, int8_t *out)
+{
+    dpu_vnni8(f, acc, bias, wsum, e, out);
+    dpu_vnni8(f, acc + 8, bias + 8, wsum + 8, e + 8, out + 8);
+}
 #endif
 
 static size_t plain_packed_size(size_t nout_pad, size_t kp)
@@ -239,7 +291,7 @@ static const struct impl *pick(void)
     static const struct impl avx2 = { "avx2", gemm_avx2, dw_avx2, sum_avx2, dpu_avx2,
                                       plain_packed_size, plain_pack };
     static const struct impl vnni = { "avx512vnni", gemm_vnni_blocked, dw_vnni, sum_vnni,
-                                      dpu_vnni, vnni_packed_size, vnni_pack };
+                                      dpu_vnni16, vnni_packed_size, vnni_pack };
     /* RKNPU_ISA=generic|avx2 picks a lesser path, so that tests cover every one on one host */
     const char *want = getenv("RKNPU_ISA");
     __builtin_cpu_init();

@@ -297,7 +297,8 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
     k->fast = d->bs.on && !d->bs.sub && !d->bs.relu && !d->bn.on && d->trunc <= 62 &&
               !(d->out_shift >> 30) && shift_ok(d->out_shift & 0xFFF) &&
               (!d->ew_on || (d->ew_operand && d->ew_algo == 2 && d->ew_cvt && d->ew_add_first &&
-                             !d->ew_half_up && !d->ew_relu && shift_ok(d->ew_shift)));
+                             !d->ew_half_up && !d->ew_relu && shift_ok(d->ew_shift) &&
+                             d->ew_offset > -(1 << 30) && d->ew_offset < (1 << 30)));
     k->f.ow_op = d->cpend ? (int16_t)(d->ow_op & 0xFFFF) : 0;
     k->f.trunc = d->trunc;
     k->f.trunc_half_up = d->trunc_half_up;
