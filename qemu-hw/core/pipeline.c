@@ -372,8 +372,14 @@ static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct t
         for (uint32_t x = 0; x < d->wo; x++) {
             int32_t s = (int32_t)rn_sum_u8(rows + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
             const int32_t *a = acc + (size_t)x * p->nout_pad;
-            for (uint32_t o = 0; o < d->co_calc; o++) {   /* undo the +128 of the inputs */
-                fix[o] = o < p->nk ? a[o] - 128 * p->sum[o] : 0;
+            uint32_t nk = p->nk < d->co_calc ? p->nk : d->co_calc;
+            for (uint32_t o = 0; o < nk; o++) {   /* undo the +128 of the inputs */
+                fix[o] = a[o] - 128 * p->sum[o];
+            }
+            for (uint32_t o = nk; o < d->co_calc; o++) {
+                fix[o] = 0;
+            }
+            for (uint32_t o = 0; o < d->co_calc; o++) {
                 wsum[o] = s;
             }
             dpu_pixel(k, fix, wsum, (size_t)y * d->wo + x, obuf, ew);
