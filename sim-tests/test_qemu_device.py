@@ -165,6 +165,12 @@ def test_irq_level_rules(npu):
     # an error-only status never raises the line: TASK_NUMBER 0 sets bit 12 (and DPU_0)
     kick(npu, 0, job["kicks"][0][0], 64, task_con=0x7000)
     npu.writel(b + PC_INT_MASK, 0x3000)
+    # the core's worker thread answers the kick; its result reaches the registers from QEMU's
+    # main loop, so poll for it (bounded) rather than expect it on the very next access
+    for _ in range(200):
+        if npu.readl(b + PC_INT_RAW) & 0x1000:
+            break
+        time.sleep(0.01)
     assert npu.readl(b + PC_INT_RAW) & 0x1000
     npu.clock_step(10_000_000)
     assert npu.readl(b + PC_INT_STATUS) == 0x1000
