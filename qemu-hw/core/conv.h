@@ -58,10 +58,24 @@ struct rn_conv {
     uint32_t out_scale, out_shift, out_offset;
     uint32_t dst, dst_surf_stride, surf_add, group_channels;
     uint32_t offset_pend;
+
+    /* quirks that fired (Q15): their effects on the data path */
+    bool cbuf_remap;               /* feature reads go through the CBUF model below */
+    struct rn_cbuf_geom cbuf;
+    uint64_t cbuf_pitch;           /* units between rows as stored (DATA_ENTRIES when short) */
+    bool slab_wrap;
+    uint64_t fc_shift;             /* units (FC_DATA_BANK · 512) */
+    uint32_t surf_written;         /* surfaces per kernel group the writer stores (SIZE_E) */
+    bool size_e_hang;              /* write 1024 bytes, then hang */
+    uint16_t lane_zero;            /* output lanes (c % 16) forced to 0 by MAC gating */
 };
 
 /* Decode and validate; on refusal fills out->error / out->hang (logged) and returns false. */
 bool rn_conv_decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
+                    struct rn_task_outcome *out);
+
+/* Evaluate the quirks' triggers (quirks.c); false when the task hangs (out->hang). */
+bool rn_conv_quirks(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
                     struct rn_task_outcome *out);
 
 /* Run a decoded convolution through fetch, MAC, DPU and WDMA. */

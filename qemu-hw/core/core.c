@@ -26,6 +26,7 @@ void rn_core_init(struct rn_core *c)
     memset(c, 0, sizeof(*c));
     rn_reg_table(&n);   /* build the lookup table before any worker thread can race on it */
     rn_timing_default(&c->timing);
+    c->quirks = rn_quirks_default();
     rn_core_reset(c);
 }
 

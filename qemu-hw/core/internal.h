@@ -2,6 +2,7 @@
 #ifndef RKNPU_INTERNAL_H
 #define RKNPU_INTERNAL_H
 
+#include "quirks.h"
 #include "rknpu.h"
 
 #define REG(c, name) ((c)->regs[(RN_##name) / 4])
@@ -17,7 +18,7 @@ void rn_logf(struct rn_core *c, enum rn_log_kind kind, const char *fmt, ...) RN_
 /* Growable scratch buffers, kept across tasks so a kick does not allocate per task. */
 enum rn_buf { RN_BUF_REGCMD, RN_BUF_INPUT, RN_BUF_ROW, RN_BUF_WIDE, RN_BUF_PAD, RN_BUF_WEIGHTS,
               RN_BUF_WPACK, RN_BUF_GEMMW, RN_BUF_PATCH, RN_BUF_ACC, RN_BUF_SUM, RN_BUF_BIAS,
-              RN_BUF_OPERAND, RN_BUF_OUT, RN_BUF_EW, RN_BUF_COUNT };
+              RN_BUF_OPERAND, RN_BUF_OUT, RN_BUF_EW, RN_BUF_IMAGE, RN_BUF_COUNT };
 /* Returns a buffer of at least @bytes (64-byte aligned), or NULL when @bytes is over the limit. */
 void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes);
 
@@ -30,6 +31,14 @@ struct rn_task_outcome {
     bool hang;
     struct rn_task_stats st;
 };
+
+/*
+ * A quirk's trigger held on this task: if it is switched on, log it once per task (naming the
+ * quirk, the task and the numbers in fmt), count it in out->st.quirks and return true (apply the
+ * effect); otherwise note it in out->st.quirks_off and return false.
+ */
+bool rn_quirk_fire(struct rn_core *c, struct rn_task_outcome *out, enum rn_quirk q,
+                   const char *fmt, ...) RN_PRINTF(4, 5);
 
 /* Run the blocks named by an op_en bitmap on the current register file. */
 void rn_pipeline_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,

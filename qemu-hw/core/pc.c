@@ -50,12 +50,13 @@ static bool stream_write(struct rn_core *c, uint64_t e)
 
 /* Fetch and apply one task's entries, then run its op_en. */
 static void run_task(struct rn_core *c, const struct rn_mem *mem, uint32_t base, uint32_t amount,
-                     struct rn_task_outcome *o, bool *wrote_base)
+                     uint32_t index, struct rn_task_outcome *o, bool *wrote_base)
 {
     uint32_t n = RN_PC_FETCH_ENTRIES(amount), bad = 0;
     uint8_t *buf = rn_scratch(c, RN_BUF_REGCMD, (size_t)n * 8);
     memset(o, 0, sizeof(*o));
     o->st.regcmd_iova = base;
+    o->st.kick_task = index;
     *wrote_base = false;
     if (!buf || mem->read(mem->opaque, base, buf, (size_t)n * 8)) {
         rn_logf(c, RN_LOG_GUEST_ERROR, "rknpu: regcmd fetch of %u entries at 0x%08x failed", n,
@@ -117,8 +118,7 @@ void rn_core_run(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_res
             res->cancelled = true;
             return;
         }
-        run_task(c, mem, base, amount, &o, &wrote_base);
-        o.st.kick_task = t;
+        run_task(c, mem, base, amount, t, &o, &wrote_base);
         o.st.error = o.error;
         rn_cycles_estimate(&c->timing, &o.st);
         add_stats(res, &o.st);

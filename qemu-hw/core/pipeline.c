@@ -35,16 +35,19 @@ static uint8_t fetched_byte(const struct rn_conv *d, uint8_t raw, uint32_t ch)
     return raw ^ 0x80;
 }
 
-/* Store input pixel row y (bytes of channels [c0, c0+n) at pitch `step`) into the tile. */
-static void store_row(const struct rn_conv *d, struct tile *t, const uint8_t *row, uint32_t y,
-                      uint32_t c0, uint32_t n, uint32_t step)
+/*
+ * Store input pixel row y (bytes of channels [c0, c0+n) at pitch `step`) into the tile, whose
+ * data starts pt rows and pl columns in.
+ */
+static void store_row(const struct rn_conv *d, struct tile *t, uint32_t pt, uint32_t pl,
+                      const uint8_t *row, uint32_t y, uint32_t c0, uint32_t n, uint32_t step)
 {
-    uint64_t ty = (uint64_t)y + d->pt;
+    uint64_t ty = (uint64_t)y + pt;
     if (ty >= t->hp) {
         return;
     }
-    for (uint32_t x = 0; x < d->wi && (uint64_t)x + d->pl < t->wp; x++) {
-        uint8_t *dst = t->px + (ty * t->wp + x + d->pl) * d->ci + c0;
+    for (uint32_t x = 0; x < d->wi && (uint64_t)x + pl < t->wp; x++) {
+        uint8_t *dst = t->px + (ty * t->wp + x + pl) * d->ci + c0;
         const uint8_t *src = row + (size_t)x * step;
         if (!d->cvt_on) {
             for (uint32_t l = 0; l < n; l++) {
@@ -58,6 +61,50 @@ static void store_row(const struct rn_conv *d, struct tile *t, const uint8_t *ro
     }
 }
 
+/*
+ * The CBUF quirks (Q15): element (y, x, ch) of the feature is read from the CBUF unit the CNA
+ * addresses for it, which holds whatever the fetch last stored there. Rows are stored
+ * cbuf_pitch units apart and units past the data banks are never stored; reads past them wrap
+ * into the banks (stale data), slab bases wrap at 2^11, FC_DATA_BANK shifts every read.
+ */
+static uint8_t cbuf_byte(const struct rn_conv *d, const struct tile *img, uint32_t y, uint32_t x,
+                         uint32_t ch)
+{
+    const struct rn_cbuf_geom *g = &d->cbuf;
+    uint32_t byte, sx, sc;
+    uint64_t u = rn_cbuf_inrow(g, x, ch, &byte), r;
+    if (d->slab_wrap) {
+        u = rn_slab_wrap_unit(g, u);
+    }
+    u += (uint64_t)y * d->cbuf_pitch + d->fc_shift;
+    if (!g->cap) {
+        return 0x80;   /* no data bank: nothing was stored (int8 0) */
+    }
+    u %= g->cap;
+    /* the last row stored over unit u */
+    r = d->cbuf_pitch ? u / d->cbuf_pitch : g->h - 1;
+    if (r >= g->h) {
+        r = g->h - 1;
+    }
+    if (u - r * d->cbuf_pitch >= g->e64 ||
+        !rn_cbuf_elem(g, u - r * d->cbuf_pitch, byte, &sx, &sc)) {
+        return 0x80;
+    }
+    return img->px[((size_t)r * img->wp + sx) * d->ci + sc];
+}
+
+static void cbuf_read(const struct rn_conv *d, const struct tile *img, struct tile *t)
+{
+    for (uint32_t y = 0; y < d->hi && (uint64_t)y + d->pt < t->hp; y++) {
+        for (uint32_t x = 0; x < d->wi && (uint64_t)x + d->pl < t->wp; x++) {
+            uint8_t *dst = t->px + (((size_t)y + d->pt) * t->wp + x + d->pl) * d->ci;
+            for (uint32_t ch = 0; ch < d->ci; ch++) {
+                dst[ch] = cbuf_byte(d, img, y, x, ch);
+            }
+        }
+    }
+}
+
 /* CNA: fill the padded tile and read the input window from memory (Q4, Q6, Q13). */
 static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                         struct tile *t, struct rn_task_outcome *out)
@@ -66,6 +113,7 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
     uint8_t *pattern = rn_scratch(c, RN_BUF_PAD, d->ci);
     uint8_t *row;
     uint32_t base = d->feat_addr + d->dma_base;
+    struct tile img;
 
     t->px = rn_scratch(c, RN_BUF_INPUT, pix * d->ci);
     if (!t->px || !pattern) {
@@ -96,7 +144,7 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
                         ch < d->argb_n ? raw[(size_t)x * d->argb_n + ch] : 0;
                 }
             }
-            store_row(d, t, row, y, 0, d->ci, d->ci);
+            store_row(d, t, d->pt, d->pl, row, y, 0, d->ci, d->ci);
         }
         return true;
     }
@@ -105,6 +153,15 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
         out->error |= RN_ERR_DMA_READ;
         return false;
     }
+    if (d->cbuf_remap) {   /* the whole feature first, as the CBUF would hold it */
+        img.px = rn_scratch(c, RN_BUF_IMAGE, (size_t)d->wi * d->hi * d->ci);
+        img.hp = d->hi;
+        img.wp = d->wi;
+        if (!img.px) {
+            out->error |= RN_ERR_DMA_READ;
+            return false;
+        }
+    }
     for (uint32_t s = 0; s * 16 < d->ci; s++) {
         uint32_t n = d->ci - s * 16 < 16 ? d->ci - s * 16 : 16;
         for (uint32_t y = 0; y < d->hi; y++) {
@@ -112,8 +169,15 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
             if (!dma_read(m, addr, row, (size_t)d->wi * 16, out)) {
                 return false;
             }
-            store_row(d, t, row, y, s * 16, n, 16);
+            if (d->cbuf_remap) {
+                store_row(d, &img, 0, 0, row, y, s * 16, n, 16);
+            } else {
+                store_row(d, t, d->pt, d->pl, row, y, s * 16, n, 16);
+            }
         }
+    }
+    if (d->cbuf_remap) {
+        cbuf_read(d, &img, t);
     }
     return true;
 }
@@ -438,11 +502,24 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
                 "rknpu: SURFACE_ADD 0x%x with DST_SURF_STRIDE 0x%x: output layout unverified "
                 "on hardware", d->surf_add, d->dst_surf_stride);
     }
+    if (d->lane_zero) {   /* MAC gating (Q15) */
+        for (size_t i = 0; i < surf * nsurf; i++) {
+            obuf[i] = (d->lane_zero >> (i % 16)) & 1 ? 0 : obuf[i];
+        }
+    }
     for (uint32_t j = 0; j < nsurf; j++) {
         uint64_t off = rn_wdma_offset(j, d->group_channels, d->surf_add, d->dst_surf_stride);
-        out->st.bytes_written += surf;
-        if (m->write(m->opaque, (uint32_t)(d->dst + d->dma_base + off), obuf + j * surf, surf)) {
+        size_t len = d->size_e_hang && surf > 1024 ? 1024 : surf;
+        if (j % per_group >= d->surf_written) {
+            continue;   /* SIZE_E below the writer's line (Q15) */
+        }
+        out->st.bytes_written += len;
+        if (m->write(m->opaque, (uint32_t)(d->dst + d->dma_base + off), obuf + j * surf, len)) {
             out->error |= RN_ERR_DMA_WRITE;
+            return;
+        }
+        if (d->size_e_hang) {
+            out->hang = true;   /* the writer stalls after its first 1024 bytes */
             return;
         }
     }

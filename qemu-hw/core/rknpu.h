@@ -55,6 +55,8 @@ struct rn_task_stats {
     bool depthwise, ew;
     uint32_t in_w, in_h, in_c, out_w, out_h, out_c, kw, kh, stride;
     uint64_t macs, bytes_read, bytes_written, cycles;
+    uint32_t quirks;                /* bits (enum rn_quirk) of the quirks that fired and applied */
+    uint32_t quirks_off;            /* quirks whose trigger held but that are switched off */
 };
 
 /* Outcome of a kick. */
@@ -74,6 +76,8 @@ struct rn_core {
     uint32_t task_count;            /* TASK_STATUS[11:0] */
     bool kicked;                    /* a kick was requested and not yet completed */
     struct rn_timing timing;
+    uint32_t quirks;                /* enum rn_quirk bits applied (rn_quirks_default() at init) */
+    uint32_t index;                 /* core index (0..2), for S_POINTER's core bits */
     rn_log_fn *log;
     void *log_opaque;
     void (*on_task)(void *opaque, const struct rn_task_stats *st);

@@ -222,13 +222,6 @@ static bool decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
         }
         return true;
     }
-    if (!F(fm, DPU_RDMA, FEATURE_MODE_CFG, MRDMA_DISABLE) && !(comb & 4)) {
-        rn_logf(c, RN_LOG_GUEST_ERROR,
-                "rknpu: MRDMA enabled with nothing feeding it: the task hangs as on hardware "
-                "(until reset)");
-        out->hang = true;
-        return false;
-    }
     if (F(R(DPU_RDMA_BRDMA_CFG), DPU_RDMA, BRDMA_CFG, BRDMA_DATA_USE) & ~1u ||
         F(R(DPU_RDMA_NRDMA_CFG), DPU_RDMA, NRDMA_CFG, NRDMA_DATA_USE)) {
         return refuse(c, out, RN_LOG_UNIMP, "BRDMA/NRDMA data other than a dense int32 bias");
@@ -281,5 +274,6 @@ bool rn_conv_decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     memset(d, 0, sizeof(*d));
     d->dma_base = R(PC_TASK_DMA_BASE_ADDR) & ~0xFu;
     return decode_cna(c, d, out) && decode_dpu(c, op_en, d, out) &&
-           decode_rdma(c, op_en, d, out) && check_limits(c, d, out);
+           decode_rdma(c, op_en, d, out) && check_limits(c, d, out) &&
+           rn_conv_quirks(c, op_en, d, out);
 }

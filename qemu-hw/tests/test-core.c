@@ -108,6 +108,9 @@ static void conv_1x1(struct prog *p, uint32_t out_addr)
     emit(p, RN_CNA_DMA_CON1, 2 * 4);
     emit(p, RN_CNA_DMA_CON2, (uint32_t)(-6) & 0x0FFFFFFF);   /* 4W·(H/4 - 1), H=1 */
     emit(p, RN_CNA_DCOMP_ADDR0, 0x2000);
+    emit(p, RN_CNA_CBUF_CON0, RN_FV(CNA, CBUF_CON0, DATA_BANK, 1) |
+                              RN_FV(CNA, CBUF_CON0, WEIGHT_BANK, 11));
+    emit(p, RN_CNA_CBUF_CON1, 1);   /* one 64-byte unit per row */
     emit(p, RN_CORE_MISC_CFG, 1);
     emit(p, RN_CORE_DATAOUT_SIZE_0, 1);   /* 1 row, 2 wide */
     emit(p, RN_DPU_FEATURE_MODE_CFG, 0x1E4);
