@@ -9,7 +9,7 @@
 const struct rn_quirk_info rn_quirk_table[RN_QUIRK_COUNT] = {
     [RN_QUIRK_CBUF_DATA_OVERFLOW] = { "cbuf-data-overflow", true, 'H',
         "input units past DATA_BANK*512 are not stored; they read stale units (last rows)" },
-    [RN_QUIRK_SHORT_DATA_ENTRIES] = { "short-data-entries", false, 'L',
+    [RN_QUIRK_SHORT_DATA_ENTRIES] = { "short-data-entries", true, 'L',
         "rows are stored DATA_ENTRIES apart: each row's tail reads the next row" },
     [RN_QUIRK_ENTRY_SLAB_WRAP] = { "entry-slab-wrap", true, 'H',
         "slabs whose base s*W passes 2047 read from (s*W) & 0x7FF" },
