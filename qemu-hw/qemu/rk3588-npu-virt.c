@@ -21,6 +21,64 @@
 #define IOMMU_BANK0 0x9000      /* core 0: banks at +0x9000 and +0xa000; cores 1, 2: +0xa000 */
 #define IOMMU_BANK1 0xa000
 #define RESET_OFFSET 0x30000
+#define NPU_SPAN 0x40000        /* cores, IOMMUs and the reset controller */
+
+/*
+ * Refuse a base that would put the NPU over something of virt's: its fixed low memory map
+ * (flash, GIC, UARTs, virtio-mmio, platform bus, PCIe windows) and RAM with everything virt
+ * floats above RAM. Returns false with @errp set.
+ */
+static bool npu_check_base(RK3588NPUState *s, VirtMachineState *vms, Error **errp)
+{
+    hwaddr ram = vms->memmap[VIRT_MEM].base;
+    if (s->base & (CORE_STRIDE - 1)) {
+        error_setg(errp, "rk3588-npu: base 0x%" PRIx64 " is not 64 KiB aligned", s->base);
+        return false;
+    }
+    if (s->base >= ram || ram - s->base < NPU_SPAN) {
+        error_setg(errp, "rk3588-npu: base 0x%" PRIx64 " must leave 0x%x bytes below RAM "
+                   "(0x%" HWADDR_PRIx "); the free window after the virtio-mmio slots is the "
+                   "default", s->base, NPU_SPAN, ram);
+        return false;
+    }
+    for (int i = 0; i < VIRT_LOWMEMMAP_LAST; i++) {
+        hwaddr b = vms->memmap[i].base, size = vms->memmap[i].size;
+        if (i == VIRT_MMIO) {
+            size *= NUM_VIRTIO_TRANSPORTS;
+        }
+        if (i != VIRT_MEM && size && s->base < b + size && b < s->base + NPU_SPAN) {
+            error_setg(errp, "rk3588-npu: base 0x%" PRIx64 " overlaps virt's region at "
+                       "0x%" HWADDR_PRIx "-0x%" HWADDR_PRIx, s->base, b, b + size - 1);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The NPU's SPIs must not share a line with one of virt's devices. */
+static bool npu_check_spis(RK3588NPUState *s, VirtMachineState *vms, Error **errp)
+{
+    const struct { int region; uint32_t count; bool used; } taken[] = {
+        { VIRT_MMIO, NUM_VIRTIO_TRANSPORTS, true },
+        { VIRT_GIC_V2M, NUM_GICV2M_SPIS, vms->msi_controller == VIRT_MSI_CTRL_GICV2M },
+        { VIRT_SMMU, NUM_SMMU_IRQS, vms->iommu == VIRT_IOMMU_SMMUV3 },
+        { VIRT_PLATFORM_BUS, 64 /* virt.c's PLATFORM_BUS_NUM_IRQS */, true },
+    };
+    uint64_t first = s->spi_base, end = first + 2ull * s->num_cores;
+    if (first < 32 || end > 256) {   /* below 32: virt's fixed devices; 256: its GIC's SPIs */
+        error_setg(errp, "rk3588-npu: spi-base %u leaves virt's SPI range", s->spi_base);
+        return false;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(taken); i++) {
+        uint64_t b = vms->irqmap[taken[i].region];
+        if (taken[i].used && first < b + taken[i].count && b < end) {
+            error_setg(errp, "rk3588-npu: SPIs %" PRIu64 "-%" PRIu64 " overlap virt's SPIs "
+                       "%" PRIu64 "-%" PRIu64, first, end - 1, b, b + taken[i].count - 1);
+            return false;
+        }
+    }
+    return true;
+}
 
 static hwaddr core_base(RK3588NPUState *s, int i)
 {
@@ -113,12 +171,14 @@ static void npu_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "rk3588-npu: clock-frequency must not be 0");
         return;
     }
-    if (s->spi_base < 32 || s->spi_base + 2 * s->num_cores > 256) {
-        error_setg(errp, "rk3588-npu: spi-base %u leaves virt's SPI range", s->spi_base);
+    if (!npu_check_spis(s, vms, errp)) {
         return;
     }
-    if (object_resolve_path_type("", TYPE_RK3588_NPU_CORE, NULL)) {
+    if (object_resolve_path_component(m, "rk3588-npu")) {
         error_setg(errp, "rk3588-npu: only one per machine");
+        return;
+    }
+    if (!npu_check_base(s, vms, errp)) {
         return;
     }
     if (!fdt) {
@@ -194,6 +254,7 @@ static void npu_class_init(ObjectClass *klass, const void *data)
     dc->realize = npu_realize;
     dc->desc = "Rockchip RK3588 NPU (rocketsim): cores, IOMMUs, reset controller, DT nodes";
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+    dc->hotpluggable = false;   /* its parts are wired into virt's GIC and device tree */
     device_class_set_props(dc, npu_properties);
 }
 
