@@ -92,8 +92,13 @@ struct RK3588NPUCoreState {
 
     struct rn_core core;     /* the registers the CPU sees */
     struct rn_core *work;    /* private copy the worker computes on */
-    struct rn_kick_result result;
+    struct rn_kick_result result;   /* of the kick in flight, once collected */
     uint32_t phase;          /* RK3588NPUPhase */
+    /* the kick in flight as the CPU programmed it: what the worker runs, or runs again */
+    uint32_t kick_regs[RN_WORDS];
+    uint32_t kick_executer;
+    bool kick_submitted;     /* handed to the worker since it was kicked or the VM resumed */
+    bool kick_loaded;        /* migration: the kick subsection came in */
     bool reset_held;         /* srst_a or srst_h asserted */
     uint32_t reset_lines;
     int64_t kick_ns;
@@ -101,10 +106,14 @@ struct RK3588NPUCoreState {
     QEMUTimer *timer;
 
     QemuThread thread;
-    QemuMutex lock;          /* protects the job hand-over below */
+    QemuMutex lock;          /* protects kick_regs and the job hand-over below */
     QemuCond cond;
-    bool job_pending, job_done, quit;
+    bool job_pending;        /* job_gen waits for the worker */
+    bool busy;               /* the worker runs a kick (maybe a cancelled one) */
+    bool job_done, quit;
     uint32_t job_gen, done_gen;
+    struct rn_kick_result worker_result;   /* of done_gen */
+    uint32_t log_left, log_suppressed;     /* the worker's message budget for its kick */
     QEMUBH *done_bh;
 };
 
