@@ -2,27 +2,126 @@
 #include "job.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static char *path_join(const char *dir, const char *name)
+/*
+ * Every file job.txt names stays inside its folder: a job folder can come from a guest capture or
+ * an archive, and must not make rknpu-run read or overwrite host files. The lexical part of the
+ * rule (relative, no '..') is checked while parsing, for a message with the line number.
+ */
+static const char *path_problem(const char *name)
 {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p;
+    const char *p = name;
+    if (!*name) {
+        return "empty";
+    }
     if (name[0] == '/') {
-        return strdup(name);
+        return "an absolute path";
     }
-    p = malloc(n);
-    if (p) {
-        snprintf(p, n, "%s/%s", dir, name);
+    while (*p) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            return "a path with a '..' component";
+        }
+        p += n;
+        while (*p == '/') {
+            p++;
+        }
     }
-    return p;
+    return NULL;
 }
 
+/* Refuse anything that is not a plain directory (intermediate) or regular file (last). */
+static const char *entry_problem(int dirfd, const char *comp, int last, int may_be_new)
+{
+    struct stat st;
+    if (fstatat(dirfd, comp, &st, AT_SYMLINK_NOFOLLOW)) {
+        return errno == ENOENT && may_be_new ? NULL : strerror(errno);
+    }
+    if (S_ISLNK(st.st_mode)) {
+        return "a symbolic link (refused: it may point outside the folder)";
+    }
+    if (last ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode)) {
+        return last ? "not a regular file" : "not a directory";
+    }
+    return NULL;
+}
+
+/*
+ * Open NAME below the folder DIRFD one component at a time, never following a symbolic link
+ * (O_NOFOLLOW closes the race with the checks). Writing (O_WRONLY) creates or truncates a
+ * regular file that has no other hard link. Returns an fd, or -1 with *why set.
+ */
+static int open_below(int dirfd, const char *name, int flags, const char **why)
+{
+    char *copy, *save = NULL, *comp, *next;
+    int cur = dirfd, fd = -1, writing = (flags & O_ACCMODE) != O_RDONLY;
+    struct stat st;
+
+    *why = path_problem(name);
+    if (*why) {
+        return -1;
+    }
+    copy = strdup(name);
+    if (!copy) {
+        *why = strerror(ENOMEM);
+        return -1;
+    }
+    comp = strtok_r(copy, "/", &save);
+    for (; comp && (next = strtok_r(NULL, "/", &save)); comp = next) {
+        int d;
+        if (!strcmp(comp, ".")) {
+            continue;
+        }
+        *why = entry_problem(cur, comp, 0, 0);
+        d = *why ? -1 : openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (d < 0 && !*why) {
+            *why = strerror(errno);
+        }
+        if (cur != dirfd) {
+            close(cur);
+        }
+        cur = d;
+        if (cur < 0) {
+            goto out;
+        }
+    }
+    *why = comp ? entry_problem(cur, comp, 1, writing) : "not a regular file";
+    if (!*why) {
+        fd = openat(cur, comp, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            *why = errno == ELOOP ? "a symbolic link (refused: it may point outside the folder)"
+                                  : strerror(errno);
+        } else if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+            *why = "not a regular file";
+        } else if (writing && (st.st_nlink > 1 || ftruncate(fd, 0))) {
+            *why = st.st_nlink > 1 ? "a file with several hard links (refused)" : strerror(errno);
+        }
+        if (*why && fd >= 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+out:
+    if (cur >= 0 && cur != dirfd) {
+        close(cur);
+    }
+    free(copy);
+    return fd;
+}
+
+/* Strict: a C literal (decimal, 0x.. hex or 0.. octal) and nothing else, no sign. */
 static int parse_u32(const char *s, uint32_t *v)
 {
     char *end;
     unsigned long long x;
+    if (*s < '0' || *s > '9') {
+        return -1;
+    }
     errno = 0;
     x = strtoull(s, &end, 0);
     if (errno || *end || end == s || x > 0xFFFFFFFFull) {
@@ -32,12 +131,30 @@ static int parse_u32(const char *s, uint32_t *v)
     return 0;
 }
 
-static void *grow(void *p, size_t n, size_t elem)
+static int grow(void **p, size_t n, size_t elem, const char *where)
 {
-    return realloc(p, (n + 1) * elem);
+    void *q = realloc(*p, (n + 1) * elem);
+    if (!q) {
+        fprintf(stderr, "%s: out of memory\n", where);
+        return -1;
+    }
+    *p = q;
+    return 0;
 }
 
-static int load_segment(struct job *j, char **tok, int ntok, const char *where)
+static int check_name(const char *name, const char *where)
+{
+    const char *why = path_problem(name);
+    if (why) {
+        fprintf(stderr, "%s: '%s' is %s; job files must be relative paths inside the folder\n",
+                where, name, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* A 'mem' line: only recorded here; the data is read after the overlap check. */
+static int add_segment(struct job *j, char **tok, int ntok, int lineno, const char *where)
 {
     struct job_segment s = { 0 };
     if (ntok < 3 || ntok > 4 || parse_u32(tok[1], &s.iova) || parse_u32(tok[2], &s.size) ||
@@ -45,28 +162,53 @@ static int load_segment(struct job *j, char **tok, int ntok, const char *where)
         fprintf(stderr, "%s: expected 'mem IOVA SIZE [FILE]' inside the 32-bit space\n", where);
         return -1;
     }
-    s.data = calloc(1, s.size);
-    if (!s.data) {
-        fprintf(stderr, "%s: out of memory for %u bytes\n", where, s.size);
+    if (ntok == 4 && (check_name(tok[3], where) || !(s.file = strdup(tok[3])))) {
         return -1;
     }
-    if (ntok == 4) {
-        char *p = path_join(j->dir, tok[3]);
-        FILE *f = p ? fopen(p, "rb") : NULL;
-        size_t got;
-        if (!f) {
-            fprintf(stderr, "%s: cannot open %s: %s\n", where, p ? p : tok[3], strerror(errno));
-            free(p);
-            free(s.data);
+    s.line = lineno;
+    if (grow((void **)&j->seg, j->nseg, sizeof(*j->seg), where)) {
+        free(s.file);
+        return -1;
+    }
+    j->seg[j->nseg++] = s;
+    return 0;
+}
+
+static int load_segment(struct job *j, struct job_segment *s)
+{
+    const char *why = NULL;
+    size_t got = 0;
+    int fd;
+    s->data = calloc(1, s->size);
+    if (!s->data) {
+        fprintf(stderr, "%s/job.txt:%d: out of memory for %u bytes\n", j->dir, s->line, s->size);
+        return -1;
+    }
+    if (!s->file) {
+        return 0;
+    }
+    fd = open_below(j->dirfd, s->file, O_RDONLY, &why);
+    if (fd < 0) {
+        fprintf(stderr, "%s/job.txt:%d: cannot read %s: %s\n", j->dir, s->line, s->file, why);
+        return -1;
+    }
+    while (got < s->size) {   /* a shorter file leaves the rest zero, as documented */
+        ssize_t n = read(fd, s->data + got, s->size - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            fprintf(stderr, "%s/job.txt:%d: reading %s: %s\n", j->dir, s->line, s->file,
+                    strerror(errno));
+            close(fd);
             return -1;
         }
-        got = fread(s.data, 1, s.size, f);
-        (void)got;   /* a shorter file leaves the rest zero, as documented */
-        fclose(f);
-        free(p);
+        if (n == 0) {
+            break;
+        }
+        got += (size_t)n;
     }
-    j->seg = grow(j->seg, j->nseg, sizeof(*j->seg));
-    j->seg[j->nseg++] = s;
+    close(fd);
     return 0;
 }
 
@@ -76,7 +218,7 @@ static int cmp_seg(const void *a, const void *b)
     return x->iova < y->iova ? -1 : x->iova > y->iova;
 }
 
-static int parse_line(struct job *j, char *line, const char *where)
+static int parse_line(struct job *j, char *line, int lineno, const char *where)
 {
     char *tok[8], *save = NULL;
     int n = 0;
@@ -94,15 +236,15 @@ static int parse_line(struct job *j, char *line, const char *where)
     }
     if (!strcmp(tok[0], "clock")) {
         uint32_t hz;
-        if (n != 2 || parse_u32(tok[1], &hz)) {
-            fprintf(stderr, "%s: expected 'clock HZ'\n", where);
+        if (n != 2 || parse_u32(tok[1], &hz) || !hz) {
+            fprintf(stderr, "%s: expected 'clock HZ' (1 Hz or more)\n", where);
             return -1;
         }
         j->clock_hz = hz;
         return 0;
     }
     if (!strcmp(tok[0], "mem")) {
-        return load_segment(j, tok, n, where);
+        return add_segment(j, tok, n, lineno, where);
     }
     if (!strcmp(tok[0], "kick")) {
         struct job_kick k = { 0 };
@@ -111,7 +253,9 @@ static int parse_line(struct job *j, char *line, const char *where)
             fprintf(stderr, "%s: expected 'kick IOVA AMOUNT TASK_CON [DMA_BASE]'\n", where);
             return -1;
         }
-        j->kick = grow(j->kick, j->nkick, sizeof(*j->kick));
+        if (grow((void **)&j->kick, j->nkick, sizeof(*j->kick), where)) {
+            return -1;
+        }
         j->kick[j->nkick++] = k;
         return 0;
     }
@@ -121,8 +265,11 @@ static int parse_line(struct job *j, char *line, const char *where)
             fprintf(stderr, "%s: expected 'dump IOVA SIZE FILE'\n", where);
             return -1;
         }
-        d.path = strdup(tok[3]);
-        j->dump = grow(j->dump, j->ndump, sizeof(*j->dump));
+        if (check_name(tok[3], where) || !(d.path = strdup(tok[3])) ||
+            grow((void **)&j->dump, j->ndump, sizeof(*j->dump), where)) {
+            free(d.path);
+            return -1;
+        }
         j->dump[j->ndump++] = d;
         return 0;
     }
@@ -130,44 +277,78 @@ static int parse_line(struct job *j, char *line, const char *where)
     return -1;
 }
 
-int job_load(struct job *j, const char *dir)
+static int parse_file(struct job *j)
 {
-    char *path, line[1024], where[1100];
-    FILE *f;
-    int lineno = 0, rc = 0;
-    memset(j, 0, sizeof(*j));
-    j->dir = strdup(dir);
-    path = path_join(dir, "job.txt");
-    f = path ? fopen(path, "r") : NULL;
+    char line[1024], where[1100];
+    const char *why;
+    int lineno = 0, rc = 0, fd = open_below(j->dirfd, "job.txt", O_RDONLY, &why);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
-        fprintf(stderr, "rknpu: cannot open %s/job.txt: %s\n", dir, strerror(errno));
-        free(path);
+        fprintf(stderr, "rknpu: cannot open %s/job.txt: %s\n", j->dir,
+                fd < 0 ? why : strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
         return -1;
     }
     while (!rc && fgets(line, sizeof(line), f)) {
-        snprintf(where, sizeof(where), "%s:%d", path, ++lineno);
-        rc = parse_line(j, line, where);
+        size_t len = strlen(line);
+        snprintf(where, sizeof(where), "%s/job.txt:%d", j->dir, ++lineno);
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n' && !feof(f)) {
+            fprintf(stderr, "%s: line longer than %zu characters\n", where, sizeof(line) - 2);
+            rc = -1;
+            break;
+        }
+        rc = parse_line(j, line, lineno, where);
+    }
+    if (!rc && ferror(f)) {
+        fprintf(stderr, "rknpu: reading %s/job.txt: %s\n", j->dir, strerror(errno));
+        rc = -1;
     }
     fclose(f);
-    free(path);
-    if (rc) {
-        return -1;
+    return rc;
+}
+
+int job_load(struct job *j, const char *dir)
+{
+    memset(j, 0, sizeof(*j));
+    j->dirfd = -1;
+    j->dir = strdup(dir);
+    j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!j->dir || j->dirfd < 0) {
+        fprintf(stderr, "rknpu: cannot open the job folder %s: %s\n", dir, strerror(errno));
+        goto fail;
     }
-    qsort(j->seg, j->nseg, sizeof(*j->seg), cmp_seg);
+    if (parse_file(j)) {
+        goto fail;
+    }
+    /* overlaps first: nothing is allocated for a job that will be refused */
+    if (j->nseg) {
+        qsort(j->seg, j->nseg, sizeof(*j->seg), cmp_seg);
+    }
     for (size_t i = 1; i < j->nseg; i++) {
         if ((uint64_t)j->seg[i - 1].iova + j->seg[i - 1].size > j->seg[i].iova) {
             fprintf(stderr, "rknpu: %s: segments at 0x%x and 0x%x overlap\n", dir,
                     j->seg[i - 1].iova, j->seg[i].iova);
-            return -1;
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < j->nseg; i++) {
+        if (load_segment(j, &j->seg[i])) {
+            goto fail;
         }
     }
     return 0;
+fail:
+    job_free(j);
+    return -1;
 }
 
 void job_free(struct job *j)
 {
     for (size_t i = 0; i < j->nseg; i++) {
         free(j->seg[i].data);
+        free(j->seg[i].file);
     }
     for (size_t i = 0; i < j->ndump; i++) {
         free(j->dump[i].path);
@@ -176,11 +357,15 @@ void job_free(struct job *j)
     free(j->kick);
     free(j->dump);
     free(j->dir);
+    if (j->dirfd >= 0) {
+        close(j->dirfd);
+    }
     memset(j, 0, sizeof(*j));
+    j->dirfd = -1;
 }
 
 /* Copy between the segments and a buffer; fails if any byte is outside every segment. */
-static int access(struct job *j, uint32_t iova, uint8_t *buf, size_t len, int write)
+static int seg_access(struct job *j, uint32_t iova, uint8_t *buf, size_t len, int write)
 {
     uint64_t a = iova, end = (uint64_t)iova + len;
     size_t lo = 0, hi = j->nseg;
@@ -193,11 +378,12 @@ static int access(struct job *j, uint32_t iova, uint8_t *buf, size_t len, int wr
         }
     }
     for (size_t i = lo; a < end; i++) {
-        struct job_segment *s = &j->seg[i];
+        struct job_segment *s;
         size_t off, n;
-        if (i >= j->nseg || s->iova > a) {
+        if (i >= j->nseg || j->seg[i].iova > a) {
             return -1;
         }
+        s = &j->seg[i];
         off = (size_t)(a - s->iova);
         n = (size_t)(end - a < s->size - off ? end - a : s->size - off);
         if (write) {
@@ -223,12 +409,12 @@ static int faulted(int rc, uint32_t iova, size_t len, const char *what)
 
 static int mem_read(void *opaque, uint32_t iova, void *buf, size_t len)
 {
-    return faulted(access(opaque, iova, buf, len, 0), iova, len, "read");
+    return faulted(seg_access(opaque, iova, buf, len, 0), iova, len, "read");
 }
 
 static int mem_write(void *opaque, uint32_t iova, const void *buf, size_t len)
 {
-    return faulted(access(opaque, iova, (uint8_t *)buf, len, 1), iova, len, "write");
+    return faulted(seg_access(opaque, iova, (uint8_t *)buf, len, 1), iova, len, "write");
 }
 
 struct rn_mem job_mem(struct job *j)
@@ -266,28 +452,58 @@ void job_run_kick(struct job *j, struct rn_core *c, size_t k, struct rn_kick_res
     rn_core_write(c, RN_PC_INTERRUPT_CLEAR, RN_IRQ_ALL);
 }
 
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int job_write_dumps(const struct job *j, const char *outdir)
 {
     struct rn_mem m = job_mem((struct job *)j);
-    for (size_t i = 0; i < j->ndump; i++) {
+    int outfd, rc = 0;
+    if (!j->ndump) {
+        return 0;
+    }
+    outfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (outfd < 0) {
+        fprintf(stderr, "rknpu: cannot open the output folder %s: %s\n", outdir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < j->ndump && !rc; i++) {
         const struct job_dump *d = &j->dump[i];
         uint8_t *buf = malloc(d->size ? d->size : 1);
-        char *p = path_join(outdir, d->path);
-        FILE *f = NULL;
-        int ok = buf && p && !m.read(m.opaque, d->iova, buf, d->size) && (f = fopen(p, "wb")) &&
-                 fwrite(buf, 1, d->size, f) == d->size;
-        if (f && fclose(f)) {
-            ok = 0;
+        const char *why = NULL;
+        int fd = -1;
+        if (!buf) {
+            why = strerror(ENOMEM);
+        } else if (m.read(m.opaque, d->iova, buf, d->size)) {
+            why = "not inside the job's memory";
+        } else if ((fd = open_below(outfd, d->path, O_WRONLY | O_CREAT, &why)) >= 0) {
+            if (write_all(fd, buf, d->size)) {
+                why = strerror(errno);
+            }
+            if (close(fd) && !why) {
+                why = strerror(errno);
+            }
         }
-        if (!ok) {
-            fprintf(stderr, "rknpu: cannot dump 0x%x+0x%x to %s\n", d->iova, d->size,
-                    p ? p : d->path);
+        if (why) {
+            fprintf(stderr, "rknpu: cannot dump 0x%x+0x%x to %s/%s: %s\n", d->iova, d->size,
+                    outdir, d->path, why);
+            rc = -1;
         }
         free(buf);
-        free(p);
-        if (!ok) {
-            return -1;
-        }
     }
-    return 0;
+    close(outfd);
+    return rc;
 }

@@ -11,6 +11,8 @@ struct job_segment {
     uint32_t iova;
     uint32_t size;
     uint8_t *data;
+    char *file;                      /* as named in job.txt, NULL: zero-filled */
+    int line;                        /* of its 'mem' line, for messages */
 };
 
 struct job_kick {
@@ -24,6 +26,7 @@ struct job_dump {
 
 struct job {
     char *dir;
+    int dirfd;                       /* the job folder; every file of job.txt is opened below it */
     uint64_t clock_hz;               /* 0: not given */
     struct job_segment *seg;
     size_t nseg;
@@ -33,7 +36,11 @@ struct job {
     size_t ndump;
 };
 
-/* Parse dir/job.txt and load its segments; on failure prints why (with line) and returns -1. */
+/*
+ * Parse dir/job.txt and load its segments; on failure prints why (with line), frees what it
+ * took and returns -1. File names in job.txt must stay inside the folder: absolute paths, '..'
+ * and symbolic links are refused (a job folder may come from an untrusted guest or archive).
+ */
 int job_load(struct job *j, const char *dir);
 void job_free(struct job *j);
 /* Memory interface over the job's segments. */
@@ -41,7 +48,7 @@ struct rn_mem job_mem(struct job *j);
 
 /* Run kick k as mainline rocket does; returns the kick's result (reset after a hang). */
 void job_run_kick(struct job *j, struct rn_core *c, size_t k, struct rn_kick_result *res);
-/* Write the dump files under outdir; returns -1 on I/O errors. */
+/* Write the dump files under outdir (confined like the inputs); returns -1 on errors. */
 int job_write_dumps(const struct job *j, const char *outdir);
 
 #endif

@@ -1,9 +1,11 @@
 /* rknpu-dis: decode a regcmd buffer into one named register write per line. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hwchoices.h"
 #include "rknpu.h"
@@ -49,6 +51,23 @@ static void print_write(uint64_t e, int fields)
     printf("\n");
 }
 
+/* Strict option numbers: a whole non-negative C literal, no sign, no trailing text. */
+static int parse_count(const char *opt, const char *s, long *v)
+{
+    char *end;
+    unsigned long long x;
+    errno = 0;
+    if (*s >= '0' && *s <= '9') {
+        x = strtoull(s, &end, 0);
+        if (!errno && !*end && x <= (unsigned long long)LONG_MAX) {
+            *v = (long)x;
+            return 0;
+        }
+    }
+    fprintf(stderr, "rknpu-dis: %s: '%s' is not a non-negative number\n", opt, s);
+    return -1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: rknpu-dis [--no-fields] [-s BYTE_OFFSET] [-n ENTRIES] REGCMD.bin\n"
@@ -61,7 +80,8 @@ int main(int argc, char **argv)
         { "no-fields", no_argument, 0, 'F' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 },
     };
     long start = 0, count = -1, i;
-    int fields = 1, opt;
+    int fields = 1, opt, rc = 0;
+    struct stat st;
     unsigned counts[5] = { 0 };
     FILE *f;
     uint8_t b[8];
@@ -69,8 +89,8 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "s:n:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'F': fields = 0; break;
-        case 's': start = strtol(optarg, NULL, 0); break;
-        case 'n': count = strtol(optarg, NULL, 0); break;
+        case 's': if (parse_count("-s", optarg, &start)) { return 2; } break;
+        case 'n': if (parse_count("-n", optarg, &count)) { return 2; } break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -80,8 +100,16 @@ int main(int argc, char **argv)
         return 2;
     }
     f = fopen(argv[optind], "rb");
+    if (f && !fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        fprintf(stderr, "rknpu-dis: %s: %s\n", argv[optind], strerror(EISDIR));
+        return 2;
+    }
     if (!f || fseek(f, start, SEEK_SET)) {
         fprintf(stderr, "rknpu-dis: %s: %s\n", argv[optind], strerror(errno));
+        if (f) {
+            fclose(f);
+        }
         return 2;
     }
     for (i = 0; (count < 0 || i < count) && fread(b, 1, 8, f) == 8; i++) {
@@ -99,9 +127,13 @@ int main(int argc, char **argv)
         }
         counts[rn_entry_kind(e)]++;
     }
+    if (ferror(f)) {
+        fprintf(stderr, "rknpu-dis: %s: read error: %s\n", argv[optind], strerror(errno));
+        rc = 2;
+    }
     fclose(f);
     printf("%ld entries: %u writes, %u op_en, %u markers, %u no-ops, %u invalid\n", i,
            counts[RN_ENTRY_WRITE], counts[RN_ENTRY_OP_EN], counts[RN_ENTRY_MARKER],
            counts[RN_ENTRY_NOP], counts[RN_ENTRY_INVALID]);
-    return 0;
+    return rc;
 }

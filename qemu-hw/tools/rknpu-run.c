@@ -1,4 +1,5 @@
 /* rknpu-run: execute a job folder (JOB-FORMAT.md) on the NPU core model. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,45 @@ struct run_ctx {
     size_t kick;
     int first;
     int quiet;
+    unsigned long long log_limit;    /* messages printed per kick; 0: all */
+    unsigned long long logged, suppressed;
 };
 
+/* A regcmd stream can raise a message per entry (millions per kick): print a bounded number. */
 static void log_cb(void *opaque, enum rn_log_kind kind, const char *msg)
 {
-    (void)opaque;
+    struct run_ctx *r = opaque;
+    if (r->log_limit && r->logged >= r->log_limit) {
+        r->suppressed++;
+        return;
+    }
+    r->logged++;
     fprintf(stderr, "%s: %s\n", kind == RN_LOG_UNIMP ? "unimplemented" : "guest-error", msg);
+}
+
+static void log_end_kick(struct run_ctx *r)
+{
+    if (r->suppressed) {
+        fprintf(stderr, "rknpu-run: kick %zu: %llu more messages suppressed (--log-limit)\n",
+                r->kick, r->suppressed);
+    }
+    r->logged = r->suppressed = 0;
+}
+
+/* Strict option numbers: a whole C literal in [min, max], no sign, no trailing text. */
+static int parse_num(const char *opt, const char *s, unsigned long long min,
+                     unsigned long long max, unsigned long long *v)
+{
+    char *end;
+    errno = 0;
+    if (*s >= '0' && *s <= '9') {
+        *v = strtoull(s, &end, 0);
+        if (!errno && !*end && *v >= min && *v <= max) {
+            return 0;
+        }
+    }
+    fprintf(stderr, "rknpu-run: --%s: '%s' is not a number in %llu..%llu\n", opt, s, min, max);
+    return -1;
 }
 
 static void task_cb(void *opaque, const struct rn_task_stats *st)
@@ -47,14 +81,27 @@ static void task_cb(void *opaque, const struct rn_task_stats *st)
     }
 }
 
+static int close_stats(struct run_ctx *r, const char *path)
+{
+    int bad;
+    fputs(r->first ? "]\n" : "\n]\n", r->stats);
+    bad = ferror(r->stats) | fclose(r->stats);
+    r->stats = NULL;
+    if (bad) {
+        fprintf(stderr, "rknpu-run: writing %s failed\n", path);
+    }
+    return bad ? -1 : 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: rknpu-run [-o OUTDIR] [--stats FILE.json] [--clock HZ] [--repeat N] [-q]\n"
                "                 [--dma-bandwidth BYTES_PER_S] [--dma-bytes-per-cycle N]\n"
-               "                 [--task-overhead CYCLES] JOBDIR\n"
+               "                 [--task-overhead CYCLES] [--log-limit N] JOBDIR\n"
                "Runs a rocketsim job folder (qemu-hw/tools/JOB-FORMAT.md) on the NPU core model.\n"
                "Exit status: 0 all kicks completed cleanly, 1 a kick raised an error bit or hung,\n"
-               "2 the job could not be read.\n");
+               "2 the job could not be read. --log-limit: model messages printed per kick\n"
+               "(default 100, 0: all).\n");
 }
 
 int main(int argc, char **argv)
@@ -65,30 +112,34 @@ int main(int argc, char **argv)
         { "repeat", required_argument, 0, 'r' },
         { "dma-bandwidth", required_argument, 0, 'b' },
         { "dma-bytes-per-cycle", required_argument, 0, 'y' },
-        { "task-overhead", required_argument, 0, 't' }, { 0, 0, 0, 0 },
+        { "task-overhead", required_argument, 0, 't' },
+        { "log-limit", required_argument, 0, 'l' }, { 0, 0, 0, 0 },
     };
     const char *outdir = NULL, *stats = NULL;
-    unsigned long long clock = 0, macs = 0, bw = 0, per_cycle = 0, overhead = ~0ull;
-    long repeat = 1;
+    unsigned long long clock = 0, macs = 0, bw = 0, per_cycle = 0, overhead = ~0ull, repeat = 1;
     struct timespec t0, t1;
-    struct run_ctx r = { .first = 1 };
+    struct run_ctx r = { .first = 1, .log_limit = 100 };
     struct rn_core core;
     struct job job;
-    int opt, status = 0;
+    int opt, status = 0, bad = 0;
 
     while ((opt = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
         switch (opt) {
         case 'o': outdir = optarg; break;
         case 's': stats = optarg; break;
-        case 'c': clock = strtoull(optarg, NULL, 0); break;
         case 'q': r.quiet = 1; break;
-        case 'r': repeat = strtol(optarg, NULL, 0); break;
-        case 'b': bw = strtoull(optarg, NULL, 0); break;
-        case 'y': per_cycle = strtoull(optarg, NULL, 0); break;
-        case 't': overhead = strtoull(optarg, NULL, 0); break;
+        case 'c': bad |= parse_num("clock", optarg, 1, UINT64_MAX, &clock); break;
+        case 'r': bad |= parse_num("repeat", optarg, 0, 1000000000, &repeat); break;
+        case 'b': bad |= parse_num("dma-bandwidth", optarg, 1, UINT64_MAX, &bw); break;
+        case 'y': bad |= parse_num("dma-bytes-per-cycle", optarg, 1, UINT32_MAX, &per_cycle); break;
+        case 't': bad |= parse_num("task-overhead", optarg, 0, UINT32_MAX, &overhead); break;
+        case 'l': bad |= parse_num("log-limit", optarg, 0, UINT64_MAX, &r.log_limit); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (bad) {
+        return 2;
     }
     if (optind != argc - 1) {
         usage(stderr);
@@ -99,10 +150,12 @@ int main(int argc, char **argv)
     }
     if (stats && !(r.stats = fopen(stats, "w"))) {
         perror(stats);
+        job_free(&job);
         return 2;
     }
     rn_core_init(&core);
     core.log = log_cb;
+    core.log_opaque = &r;
     core.on_task = task_cb;
     core.task_opaque = &r;
     if (clock || job.clock_hz) {
@@ -111,7 +164,7 @@ int main(int argc, char **argv)
     if (bw) {
         core.timing.dma_bytes_per_sec = bw;
     }
-    if (per_cycle && per_cycle <= UINT32_MAX) {
+    if (per_cycle) {
         core.timing.dma_bytes_per_cycle = (uint32_t)per_cycle;
     }
     if (overhead <= UINT32_MAX) {
@@ -121,10 +174,11 @@ int main(int argc, char **argv)
         fputs("[", r.stats);
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long rep = 0; rep < repeat; rep++) {
+    for (unsigned long long rep = 0; rep < repeat; rep++) {
         for (r.kick = 0; r.kick < job.nkick; r.kick++) {
             struct rn_kick_result res;
             job_run_kick(&job, &core, r.kick, &res);
+            log_end_kick(&r);
             macs += res.macs;
             if (res.hang || (res.raw_bits & (RN_ERR_DMA_READ | RN_ERR_DMA_WRITE))) {
                 fprintf(stderr, "rknpu-run: kick %zu: %s (raw status 0x%05x)\n", r.kick,
@@ -132,17 +186,18 @@ int main(int argc, char **argv)
                 status = 1;
             }
         }
-        if (r.stats) {   /* statistics of the first repetition only */
-            fputs("\n]\n", r.stats);
-            fclose(r.stats);
-            r.stats = NULL;
+        if (r.stats && close_stats(&r, stats)) {   /* statistics of the first repetition only */
+            status = 2;
         }
         r.quiet = 1;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (r.stats && close_stats(&r, stats)) {   /* --repeat 0: an empty array */
+        status = 2;
+    }
     if (repeat > 1) {
         double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-        printf("rknpu-run: %ld runs, %llu MACs in %.3f s: %.2f GMAC/s\n", repeat, macs, dt,
+        printf("rknpu-run: %llu runs, %llu MACs in %.3f s: %.2f GMAC/s\n", repeat, macs, dt,
                (double)macs / dt * 1e-9);
     }
     if (job_write_dumps(&job, outdir ? outdir : job.dir)) {
