@@ -1,12 +1,61 @@
 """Independent Python reference of the NPU hardware model (qemu-hw/core/HARDWARE-UNKNOWNS.md and
 mesa-rocket-spec §5), written from those documents in vectorised numpy, sharing no code with the C
 core. It executes a job (memory segments + kicks) and returns the memory and status bits.
+
+The hardware's failure modes of HARDWARE-UNKNOWNS.md Q15 ("quirks") are modelled as that page
+describes them, by default the ones it switches on; `run_job(..., quirks=set())` is ideal hardware.
 """
 import numpy as np
 
 from .regs import NAMES, REGS, RESETS, field
 
 ERR_READ, ERR_WRITE = 1 << 12, 1 << 13
+
+# Q15: the quirks' names (the order of the page's table) and the ones on by default.
+QUIRKS = ("cbuf-data-overflow", "short-data-entries", "entry-slab-wrap", "fc-data-bank", "size-e",
+          "mrdma-trap", "mac-gating", "dense-misaligned", "s-pointer-core-bits", "odd-kernels")
+DEFAULT_QUIRKS = frozenset(QUIRKS) - {"s-pointer-core-bits"}
+
+
+def quirk_set(spec=None):
+    """A quirk selection: None (the defaults), a set of names, or a switch string as Q15 writes it:
+    "on", "off", "all", or a comma list ("-size-e,+short-data-entries") applied to the defaults."""
+    if spec is None:
+        return DEFAULT_QUIRKS
+    if not isinstance(spec, str):
+        names = frozenset(spec)
+        bad = names - set(QUIRKS)
+        if bad:
+            raise ValueError(f"unknown quirks {sorted(bad)}")
+        return names
+    if spec in ("on", "default", ""):
+        return DEFAULT_QUIRKS
+    if spec in ("off", "none"):
+        return frozenset()
+    if spec == "all":
+        return frozenset(QUIRKS)
+    on = set(DEFAULT_QUIRKS)
+    for item in spec.split(","):
+        name = item[1:] if item[:1] in "+-" else item
+        if name not in QUIRKS:
+            raise ValueError(f"unknown quirk {name!r}")
+        (on.discard if item[:1] == "-" else on.add)(name)
+    return frozenset(on)
+
+
+class QuirkLog:
+    """One task's quirks: a trigger that holds applies its effect if the quirk is on (`fired`),
+    else it is only noted (`off`)."""
+
+    def __init__(self, on):
+        self.on, self.fired, self.off = on, set(), set()
+
+    def fire(self, name):
+        if name in self.on:
+            self.fired.add(name)
+            return True
+        self.off.add(name)
+        return False
 
 
 class Fault(Exception):
@@ -91,9 +140,11 @@ class Regs:
 class Core:
     """One NPU core: register file and the PC task loop (Q1, Q2, Q14)."""
 
-    def __init__(self):
+    def __init__(self, quirks=DEFAULT_QUIRKS, report=None):
         self.r = Regs()
         self.executer = {}   # block name -> 0/1
+        self.quirks = quirks
+        self.report = report  # None, or a list: one dict per task run
 
     def write_stream(self, e):
         target, value, off = e >> 48, (e >> 16) & 0xFFFFFFFF, e & 0xFFFF
@@ -119,6 +170,12 @@ class Core:
                 value &= 0x3000000F
             self.r.v[a] = value
         return wrote_base
+
+    def _report(self, task, ql, hang=False, error=0):
+        if self.report is not None:
+            self.report.append({"task": task, "quirks": [q for q in QUIRKS if q in ql.fired],
+                                "quirks_off": [q for q in QUIRKS if q in ql.off],
+                                "hang": hang, "error": error})
 
     def kick(self, mem, base, amount, task_con):
         """Run one kick; returns (raw status bits, hang, tasks)."""
@@ -146,15 +203,19 @@ class Core:
                     continue
                 wrote_base |= self.write_stream(e)
             tasks += 1
+            ql = QuirkLog(self.quirks)
             if opn is None:
+                self._report(tasks - 1, ql, error=ERR_READ)
                 return ERR_READ | 0x100, False, tasks
             dpu_exec = self.executer.get(0x4000, 0)
             done = (0x100 << dpu_exec) if opn & 8 else (0x400 << self.executer.get(0x6000, 0)) \
                 if opn & 0x20 else 0x100
             try:
-                err = run_task(self.r, mem, opn)
+                err = run_task(self.r, mem, opn, ql)
             except Hang:
+                self._report(tasks - 1, ql, hang=True)
                 return 0, True, tasks
+            self._report(tasks - 1, ql, error=err)
             if err:
                 return err | done, False, tasks
             for blk in (0x1000, 0x3000, 0x4000, 0x5000, 0x6000, 0x7000):
@@ -170,14 +231,15 @@ class Hang(Exception):
     pass
 
 
-def run_task(r, mem, opn):
-    """Execute one task's op_en; returns error bits (0 if clean)."""
+def run_task(r, mem, opn, ql=None):
+    """Execute one task's op_en; returns error bits (0 if clean), raises Hang."""
     if opn & 0xD != 0xD:
         return ERR_READ
     try:
         t = decode(r, opn)
     except Refused:
         return ERR_READ
+    apply_quirks(r, t, ql or QuirkLog(DEFAULT_QUIRKS))
     try:
         out = compute(t, mem)
     except Fault:
@@ -302,8 +364,6 @@ def decode(r, opn):
         if t.ew_op:
             raise Refused
     else:
-        if not field("DPU_RDMA_FEATURE_MODE_CFG", "MRDMA_DISABLE", rfm) and not comb & 4:
-            raise Hang
         if r.f("DPU_RDMA_BRDMA_CFG", "BRDMA_DATA_USE") & ~1 or \
                 r.f("DPU_RDMA_NRDMA_CFG", "NRDMA_DATA_USE"):
             raise Refused
@@ -330,6 +390,108 @@ def decode(r, opn):
             macs > 1 << 33 or (not t.dw and taps * t.ci > 1 << 16):
         raise Refused
     return t
+
+
+# ---- Q15: the quirks ----
+
+class CbufGeom:
+    """Q15 "CBUF geometry" of a surface-mode int8 feature W x H x C: 64-byte units, rows stored
+    slab-major (slab s = channels 64s..64s+63; pixel x of a whole slab at unit s*W + x; a last
+    partial slab of 3 atoms one unit per pixel, of 2 / 1 atoms 2 / 4 pixels per unit)."""
+
+    def __init__(self, w, h, c, banks):
+        self.w, self.h, self.c = w, h, c
+        self.a = -(-c // 16)
+        self.nfull, self.part = self.a // 4, self.a % 4
+        self.e64 = self.nfull * w + (w if self.part == 3 else -(-w * self.part // 4))
+        self.cap = banks * 512
+        self.slabs = -(-self.a // 4)
+        # the partial slab: pixels per unit and bytes per pixel in a unit
+        self.ppu = {1: 4, 2: 2}.get(self.part, 1)
+        self.bpp = 64 // self.ppu
+
+    def unit(self, x, c):
+        """(in-row unit, byte in the unit, base unit of the slab) of channel c of pixel x."""
+        s, b = c // 64, c % 64
+        whole = s < self.nfull
+        pbase = self.nfull * self.w
+        u = np.where(whole, s * self.w + x, pbase + x // self.ppu)
+        byte = np.where(whole, b, (x % self.ppu) * self.bpp + b)
+        base = np.where(whole, s * self.w, pbase)
+        return u, byte, base
+
+    def element(self, off, byte):
+        """Inverse of unit(): (pixel, channel, valid) stored at byte `byte` of in-row unit off."""
+        pbase = self.nfull * self.w
+        whole = off < pbase
+        x = np.where(whole, off % self.w, (off - pbase) * self.ppu + byte // self.bpp)
+        c = np.where(whole, off // self.w * 64 + byte, self.nfull * 64 + byte % self.bpp)
+        return x, c, (off >= 0) & (off < self.e64) & (x < self.w) & (c < self.c)
+
+
+def cbuf_gather(img, g, pitch, wrap, shift):
+    """The feature as the CNA reads it from the CBUF: img [H, W, C] (values as stored, after the
+    input converter) was stored row after row, row y from unit y*pitch on, units >= CAP dropped;
+    element (y, x, c) reads unit (y*pitch + its in-row unit [slab base & 0x7FF when wrap] + shift)
+    mod CAP, i.e. what the last row stored over that unit left there (never stored: int8 0)."""
+    H, W, C = img.shape
+    if g.cap == 0:
+        return np.zeros_like(img)
+    u, byte, base = g.unit(np.arange(W)[:, None], np.arange(C)[None, :])
+    if wrap:
+        u = (base & 0x7FF) + (u - base)
+    ua = (u[None, :, :] + np.arange(H)[:, None, None] * pitch + shift) % g.cap
+    r = np.minimum(ua // pitch, H - 1) if pitch else np.full_like(ua, H - 1)
+    off = ua - r * pitch
+    sx, sc, ok = g.element(off, np.broadcast_to(byte, ua.shape))
+    vals = img[r, np.where(ok, sx, 0), np.where(ok, sc, 0)]
+    return np.where(ok, vals, 0)
+
+
+def apply_quirks(r, t, q):
+    """Q15 triggers of a decoded conv task, in the order: hangs (nothing computed or written),
+    then the effects on the data path, recorded in t; q is the task's QuirkLog."""
+    rfm, gate = r["DPU_RDMA_FEATURE_MODE_CFG"], r["CORE_MAC_GATING"]
+    if not field("DPU_RDMA_FEATURE_MODE_CFG", "MRDMA_DISABLE", rfm) and \
+            not field("DPU_RDMA_FEATURE_MODE_CFG", "COMB_USE", rfm) & 4 and q.fire("mrdma-trap"):
+        raise Hang
+    if not gate >> 24 & 1 and q.fire("mac-gating"):
+        raise Hang
+    t.lane_zero = 0
+    if (not gate >> 11 & 1 or not gate >> 23 & 1) and q.fire("mac-gating"):
+        t.lane_zero = (0 if gate >> 11 & 1 else 0x00FF) | (0 if gate >> 23 & 1 else 0xFF00)
+    t.fetch_base = (t.feat + t.dma_base) % (1 << 32)
+    if t.argb and t.fetch_base % 16 and q.fire("dense-misaligned"):
+        t.fetch_base &= ~0xF
+    if not t.dw and t.k % 2:
+        q.fire("odd-kernels")            # log only
+    t.cbuf = None
+    if not t.argb:
+        con0 = r["CNA_CBUF_CON0"]
+        g = CbufGeom(t.wi, t.hi, t.ci, field("CNA_CBUF_CON0", "DATA_BANK", con0))
+        fc = field("CNA_CBUF_CON0", "FC_DATA_BANK", con0)
+        entries = r.f("CNA_CBUF_CON1", "DATA_ENTRIES")
+        pitch, remap, wrap, shift = g.e64, False, False, 0
+        if entries < g.e64 and q.fire("short-data-entries"):
+            pitch, remap = entries, True
+        if (g.h - 1) * pitch + g.e64 > g.cap and q.fire("cbuf-data-overflow"):
+            remap = True
+        if (g.slabs - 1) * g.w >= 2048 and q.fire("entry-slab-wrap"):
+            wrap = remap = True
+        if fc and not t.dw and q.fire("fc-data-bank"):
+            shift, remap = fc * 512, True
+        if remap:
+            t.cbuf = (g, pitch, wrap, shift)
+    # size-e: the writer's line against E* = G/16 - 1 (int8 output)
+    ow, want = r["DPU_BS_OW_CFG"], t.group // 16 - 1
+    t.surf_written, t.size_e_hang = t.group // 16, False
+    bad = [field("DPU_BS_OW_CFG", f"SIZE_E_{n}", ow) for n in range(3)]
+    bad = [e for e in bad if e != want]
+    if bad and q.fire("size-e"):
+        if not field("DPU_BS_OW_CFG", "OD_BYPASS", ow) or bad[0] > want:
+            t.size_e_hang = True
+        else:
+            t.surf_written = bad[0] + 1
 
 
 def stage(cfg, operand, cmp):
@@ -363,7 +525,7 @@ def fetch_input(t, mem):
     pad = np.array([pad_byte(t, c) for c in range(t.ci)], dtype=np.int64)
     X = np.broadcast_to(pad, (hp, wp, t.ci)).copy()
     raw = np.zeros((t.hi, t.wi, t.ci), dtype=np.int64)
-    base = t.feat + t.dma_base
+    base = getattr(t, "fetch_base", t.feat + t.dma_base)
     for y in range(t.hi):
         if t.argb:
             row = np.frombuffer(mem.read((base + y * t.row) % (1 << 32), t.wi * t.argb),
@@ -376,6 +538,8 @@ def fetch_input(t, mem):
                 n = min(16, t.ci - 16 * s)
                 raw[y, :, 16 * s:16 * s + n] = row[:, :n]
     conv = np.stack([cvt_byte(t, raw[:, :, c], c) for c in range(t.ci)], axis=2)
+    if getattr(t, "cbuf", None):
+        conv = cbuf_gather(conv, *t.cbuf)
     h, w = min(t.hi, max(hp - t.pt, 0)), min(t.wi, max(wp - t.pl, 0))
     X[t.pt:t.pt + h, t.pl:t.pl + w, :] = conv[:h, :w, :]
     return X
@@ -498,21 +662,50 @@ def fetch_ew(t, mem):
 
 
 def write_output(t, mem, out):
-    """Q11: one contiguous write per 16-channel surface."""
+    """Q11: one contiguous write per 16-channel surface; Q15 mac-gating lanes and size-e."""
     per = t.group // 16
+    lanes = [i for i in range(16) if getattr(t, "lane_zero", 0) >> i & 1]
+    if lanes:
+        out = out.copy()
+        out[..., lanes] = 0
+    written, hang = getattr(t, "surf_written", per), getattr(t, "size_e_hang", False)
+    budget = 1024
     for j in range(out.shape[0]):
+        if j % per >= written:
+            continue                      # SIZE_E below the writer's line
         off = (j // per) * t.surf_add + (j % per) * t.dst_stride
-        mem.write((t.dst + t.dma_base + off) % (1 << 32),
-                  out[j].astype(np.int8).tobytes())
+        data = out[j].astype(np.int8).tobytes()
+        if hang:                          # the first 1024 bytes, then the writer stalls
+            data = data[:budget]
+            budget -= len(data)
+        mem.write((t.dst + t.dma_base + off) % (1 << 32), data)
+        if hang and not budget:
+            break
+    if hang:
+        raise Hang
 
 
-def run_job(segments, kicks):
-    """Run a job: {iova: bytes}, [(regcmd, amount, task_con)] -> (Memory, [raw status per kick])."""
-    mem, core, status = Memory(segments), Core(), []
-    for regcmd, amount, task_con in kicks:
+def run_job(segments, kicks, quirks=None, report=None):
+    """Run a job: {iova: bytes}, [(regcmd, amount, task_con)] -> (Memory, [raw status per kick]).
+
+    quirks: the Q15 quirks applied (None: the defaults; a set of names, empty = ideal hardware; or
+    a switch string "on" / "off" / "all" / "-size-e,..."). report: a list that receives one dict per
+    task run: kick, task, quirks / quirks_off (names that fired / whose trigger held while
+    switched off, in Q15's order), hang, error bits. A hung kick resets the core (the driver's
+    timeout handler) and shows raw status 0."""
+    on = quirk_set(quirks)
+    mem, status = Memory(segments), []
+    tasks = []
+    core = Core(on, tasks)
+    for k, (regcmd, amount, task_con) in enumerate(kicks):
         core.r.v[0x34] = 0
+        first = len(tasks)
         raw, hang, _ = core.kick(mem, regcmd, amount, task_con)
+        for t in tasks[first:]:
+            t["kick"] = k
         if hang:
-            core = Core()
+            core = Core(on, tasks)
         status.append(raw)
+    if report is not None:
+        report.extend(tasks)
     return mem, status
