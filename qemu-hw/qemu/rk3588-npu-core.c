@@ -61,6 +61,11 @@ static void npu_on_task(void *opaque, const struct rn_task_stats *st)
     RK3588NPUCoreState *s = opaque;
     trace_rk3588_npu_task(s->index, st->kick_task, st->regcmd_iova, st->op_en, st->macs,
                           st->bytes_read, st->bytes_written, st->cycles, st->error);
+    for (int q = 0; q < RN_QUIRK_COUNT; q++) {
+        if ((st->quirks >> q) & 1) {
+            trace_rk3588_npu_quirk(s->index, st->kick_task, rn_quirk_table[q].name);
+        }
+    }
 }
 
 /*
@@ -501,6 +506,8 @@ static const VMStateDescription vmstate_npu_core = {
 static void npu_core_realize(DeviceState *dev, Error **errp)
 {
     RK3588NPUCoreState *s = RK3588_NPU_CORE(dev);
+    uint32_t quirks;
+    char err[200];
     if (!s->dma_mr) {
         error_setg(errp, "rk3588-npu-core: 'dma-mr' (the IOMMU region) is not set");
         return;
@@ -515,7 +522,13 @@ static void npu_core_realize(DeviceState *dev, Error **errp)
     sysbus_init_irq(SYS_BUS_DEVICE(s), &s->irq);
     qdev_init_gpio_in(dev, npu_reset_line, 2);   /* srst_a, srst_h */
 
+    if (rn_quirks_parse(s->quirks ? s->quirks : "on", &quirks, err, sizeof(err))) {
+        error_setg(errp, "rk3588-npu: quirks: %s", err);
+        return;
+    }
     rn_core_init(&s->core);
+    s->core.quirks = quirks;
+    s->core.index = s->index;
     s->core.log = npu_log;
     s->core.log_opaque = s;
     s->core.timing.clock_hz = s->clock_hz;
@@ -524,6 +537,8 @@ static void npu_core_realize(DeviceState *dev, Error **errp)
     s->core.timing.task_overhead_cycles = s->task_overhead;
     s->work = g_new0(struct rn_core, 1);
     rn_core_init(s->work);
+    s->work->quirks = quirks;
+    s->work->index = s->index;
     s->work->log = npu_kick_log;   /* set per kick by the worker */
     s->work->log_opaque = s;
     s->work->on_task = npu_on_task;
@@ -551,6 +566,7 @@ static const Property npu_core_properties[] = {
     DEFINE_PROP_UINT64("dma-bandwidth", RK3588NPUCoreState, dma_bytes_per_sec, 17000000000),
     DEFINE_PROP_UINT32("dma-bytes-per-cycle", RK3588NPUCoreState, dma_bytes_per_cycle, 20),
     DEFINE_PROP_UINT32("task-overhead", RK3588NPUCoreState, task_overhead, 2000),
+    DEFINE_PROP_STRING("quirks", RK3588NPUCoreState, quirks),
     DEFINE_PROP_LINK("dma-mr", RK3588NPUCoreState, dma_mr, TYPE_MEMORY_REGION, MemoryRegion *),
 };
 

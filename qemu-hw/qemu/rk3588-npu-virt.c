@@ -156,10 +156,15 @@ static void npu_realize(DeviceState *dev, Error **errp)
     void *fdt = MACHINE(m)->fdt;
     SysBusDevice *rsb;
     Object *parts;
-    uint32_t rst_ph;
+    uint32_t rst_ph, quirks;
+    char err[200];
 
     if (!vms) {
         error_setg(errp, "rk3588-npu: only the 'virt' machine is supported (use -M virt)");
+        return;
+    }
+    if (s->quirks && rn_quirks_parse(s->quirks, &quirks, err, sizeof(err))) {
+        error_setg(errp, "rk3588-npu: quirks: %s", err);
         return;
     }
     if (s->num_cores < 1 || s->num_cores > RK3588_NPU_MAX_CORES) {
@@ -223,6 +228,9 @@ static void npu_realize(DeviceState *dev, Error **errp)
         qdev_prop_set_uint64(core, "dma-bandwidth", s->dma_bytes_per_sec);
         qdev_prop_set_uint32(core, "dma-bytes-per-cycle", s->dma_bytes_per_cycle);
         qdev_prop_set_uint32(core, "task-overhead", s->task_overhead);
+        if (s->quirks) {
+            qdev_prop_set_string(core, "quirks", s->quirks);
+        }
         object_property_set_link(OBJECT(core), "dma-mr",
                                  OBJECT(&s->iommus[i]->iommu), &error_fatal);
         object_property_add_child(parts, core_name, OBJECT(core));
@@ -244,6 +252,7 @@ static const Property npu_properties[] = {
     DEFINE_PROP_UINT64("dma-bandwidth", RK3588NPUState, dma_bytes_per_sec, 17000000000),
     DEFINE_PROP_UINT32("dma-bytes-per-cycle", RK3588NPUState, dma_bytes_per_cycle, 20),
     DEFINE_PROP_UINT32("task-overhead", RK3588NPUState, task_overhead, 2000),
+    DEFINE_PROP_STRING("quirks", RK3588NPUState, quirks),
     DEFINE_PROP_UINT64("base", RK3588NPUState, base, 0x0a100000),
     DEFINE_PROP_UINT32("spi-base", RK3588NPUState, spi_base, 176),
 };

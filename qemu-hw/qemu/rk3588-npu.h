@@ -10,6 +10,7 @@
 #include "hw/sysbus.h"
 #include "qemu/thread.h"
 #include "qom/object.h"
+#include "core/quirks.h"
 #include "core/rknpu.h"
 
 #define RK3588_NPU_MAX_CORES 3
@@ -89,6 +90,7 @@ struct RK3588NPUCoreState {
     uint64_t dma_bytes_per_sec;
     uint32_t dma_bytes_per_cycle;
     uint32_t task_overhead;
+    char *quirks;            /* quirks= (HARDWARE-UNKNOWNS Q15) */
 
     struct rn_core core;     /* the registers the CPU sees */
     struct rn_core *work;    /* private copy the worker computes on */
@@ -129,6 +131,7 @@ struct RK3588NPUState {
     uint64_t dma_bytes_per_sec;
     uint32_t dma_bytes_per_cycle;
     uint32_t task_overhead;
+    char *quirks;            /* quirks= (HARDWARE-UNKNOWNS Q15) */
     uint64_t base;
     uint32_t spi_base;
     RK3588NPUCoreState *cores[RK3588_NPU_MAX_CORES];

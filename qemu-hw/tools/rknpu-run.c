@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "job.h"
+#include "quirks.h"
 
 struct run_ctx {
     FILE *stats;
@@ -54,29 +55,54 @@ static int parse_num(const char *opt, const char *s, unsigned long long min,
     return -1;
 }
 
+/* The names of the quirks in mask as a JSON array: ["a","b"]. */
+static void json_quirks(char *buf, size_t len, uint32_t mask)
+{
+    char names[512], *p = names, *comma;
+    size_t at = 0;
+    rn_quirks_format(mask, names, sizeof(names));
+    at += (size_t)snprintf(buf, len, "[");
+    while (*p && at < len) {
+        comma = strchr(p, ',');
+        if (comma) {
+            *comma = 0;
+        }
+        at += (size_t)snprintf(buf + at, len - at, "%s\"%s\"", p == names ? "" : ",", p);
+        p = comma ? comma + 1 : p + strlen(p);
+    }
+    if (at < len) {
+        snprintf(buf + at, len - at, "]");
+    }
+}
+
 static void task_cb(void *opaque, const struct rn_task_stats *st)
 {
     struct run_ctx *r = opaque;
+    char on[600], off[600];
     if (!r->quiet) {
+        rn_quirks_format(st->quirks, on, sizeof(on));
         printf("kick %zu task %u: regcmd 0x%08x op_en 0x%02x %s %ux%ux%u -> %ux%ux%u k%ux%u s%u "
-               "macs %llu rd %llu wr %llu cycles %llu%s\n",
+               "macs %llu rd %llu wr %llu cycles %llu%s%s%s\n",
                r->kick, st->kick_task, st->regcmd_iova, st->op_en,
                st->depthwise ? "dw" : "conv", st->in_w, st->in_h, st->in_c, st->out_w,
                st->out_h, st->out_c, st->kw, st->kh, st->stride, (unsigned long long)st->macs,
                (unsigned long long)st->bytes_read, (unsigned long long)st->bytes_written,
-               (unsigned long long)st->cycles, st->error ? " ERROR" : "");
+               (unsigned long long)st->cycles, st->quirks ? " quirks " : "", on,
+               st->error ? " ERROR" : "");
     }
     if (r->stats) {
+        json_quirks(on, sizeof(on), st->quirks);
+        json_quirks(off, sizeof(off), st->quirks_off);
         fprintf(r->stats,
                 "%s\n  {\"kick\":%zu,\"task\":%u,\"regcmd\":%u,\"op_en\":%u,\"depthwise\":%d,"
                 "\"ew\":%d,\"in\":[%u,%u,%u],\"out\":[%u,%u,%u],\"kernel\":[%u,%u],\"stride\":%u,"
                 "\"macs\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,\"cycles\":%llu,"
-                "\"error\":%u}",
+                "\"error\":%u,\"quirks\":%s,\"quirks_off\":%s}",
                 r->first ? "" : ",", r->kick, st->kick_task, st->regcmd_iova, st->op_en,
                 st->depthwise, st->ew, st->in_w, st->in_h, st->in_c, st->out_w, st->out_h,
                 st->out_c, st->kw, st->kh, st->stride, (unsigned long long)st->macs,
                 (unsigned long long)st->bytes_read, (unsigned long long)st->bytes_written,
-                (unsigned long long)st->cycles, st->error);
+                (unsigned long long)st->cycles, st->error, on, off);
         r->first = 0;
     }
 }
@@ -97,11 +123,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: rknpu-run [-o OUTDIR] [--stats FILE.json] [--clock HZ] [--repeat N] [-q]\n"
                "                 [--dma-bandwidth BYTES_PER_S] [--dma-bytes-per-cycle N]\n"
-               "                 [--task-overhead CYCLES] [--log-limit N] JOBDIR\n"
+               "                 [--task-overhead CYCLES] [--log-limit N] [--quirks SPEC] JOBDIR\n"
                "Runs a rocketsim job folder (qemu-hw/tools/JOB-FORMAT.md) on the NPU core model.\n"
                "Exit status: 0 all kicks completed cleanly, 1 a kick raised an error bit or hung,\n"
                "2 the job could not be read. --log-limit: model messages printed per kick\n"
-               "(default 100, 0: all).\n");
+               "(default 100, 0: all). --quirks: the hardware failure modes modelled\n"
+               "(HARDWARE-UNKNOWNS.md Q15): on (default), off (ideal hardware), all, or a list\n"
+               "such as -size-e,+s-pointer-core-bits.\n");
 }
 
 int main(int argc, char **argv)
@@ -113,7 +141,8 @@ int main(int argc, char **argv)
         { "dma-bandwidth", required_argument, 0, 'b' },
         { "dma-bytes-per-cycle", required_argument, 0, 'y' },
         { "task-overhead", required_argument, 0, 't' },
-        { "log-limit", required_argument, 0, 'l' }, { 0, 0, 0, 0 },
+        { "log-limit", required_argument, 0, 'l' },
+        { "quirks", required_argument, 0, 'Q' }, { 0, 0, 0, 0 },
     };
     const char *outdir = NULL, *stats = NULL;
     unsigned long long clock = 0, macs = 0, bw = 0, per_cycle = 0, overhead = ~0ull, repeat = 1;
@@ -122,6 +151,8 @@ int main(int argc, char **argv)
     struct rn_core core;
     struct job job;
     int opt, status = 0, bad = 0;
+    uint32_t quirks = rn_quirks_default();
+    char err[200];
 
     while ((opt = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
         switch (opt) {
@@ -134,6 +165,12 @@ int main(int argc, char **argv)
         case 'y': bad |= parse_num("dma-bytes-per-cycle", optarg, 1, UINT32_MAX, &per_cycle); break;
         case 't': bad |= parse_num("task-overhead", optarg, 0, UINT32_MAX, &overhead); break;
         case 'l': bad |= parse_num("log-limit", optarg, 0, UINT64_MAX, &r.log_limit); break;
+        case 'Q':
+            if (rn_quirks_parse(optarg, &quirks, err, sizeof(err))) {
+                fprintf(stderr, "rknpu-run: --quirks: %s\n", err);
+                bad = 1;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -156,6 +193,7 @@ int main(int argc, char **argv)
     rn_core_init(&core);
     core.log = log_cb;
     core.log_opaque = &r;
+    core.quirks = quirks;
     core.on_task = task_cb;
     core.task_opaque = &r;
     if (clock || job.clock_hz) {
