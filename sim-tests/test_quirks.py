@@ -524,7 +524,7 @@ def test_hang_resets_the_core_for_the_next_kick(tmp_path):
 @pytest.mark.parametrize("gate,lanes", [
     (0x07800000, range(8)), (0x07000800, range(8, 16)), (0x07000000, range(16)),
     (0x06800800, "hang"), (0x00000000, "hang"), (0x01800800, ()), (0x07FFFFFF, ()),
-    (0xF9FFFFFF, ())])
+    (0xF9FFFFFF, ())], ids=lambda v: f"0x{v:08x}" if isinstance(v, int) else None)
 def test_mac_gating(gate, lanes, tmp_path):
     """MAC_GATING (reset 0x07800800) bit 24 clear: hang; bit 11 / 23 clear: output lanes 0-7 /
     8-15 read 0; other bits no effect. OC 40 of 64 written: the OFFSET_PEND lanes (0x35 here)
