@@ -65,7 +65,8 @@ static void store_row(const struct rn_conv *d, struct tile *t, uint32_t pt, uint
  * The CBUF quirks (Q15): element (y, x, ch) of the feature is read from the CBUF unit the CNA
  * addresses for it, which holds whatever the fetch last stored there. Rows are stored
  * cbuf_pitch units apart and units past the data banks are never stored; reads past them wrap
- * into the banks (stale data), slab bases wrap at 2^11, FC_DATA_BANK shifts every read.
+ * into the banks (stale data), slab bases wrap at 2^11, FC_DATA_BANK moves every read that many
+ * banks on, where past the feature's banks it finds no feature data.
  */
 static uint8_t cbuf_byte(const struct rn_conv *d, const struct tile *img, uint32_t y, uint32_t x,
                          uint32_t ch)
@@ -76,11 +77,14 @@ static uint8_t cbuf_byte(const struct rn_conv *d, const struct tile *img, uint32
     if (d->slab_wrap) {
         u = rn_slab_wrap_unit(g, u);
     }
-    u += (uint64_t)y * d->cbuf_pitch + d->fc_shift;
+    u += (uint64_t)y * d->cbuf_pitch;
     if (!g->cap) {
         return 0x80;   /* no data bank: nothing was stored (int8 0) */
     }
-    u %= g->cap;
+    u = u % g->cap + d->fc_shift;
+    if (u >= g->cap) {
+        return 0x80;   /* FC_DATA_BANK points past the feature's banks: no feature data */
+    }
     /* the last row stored over unit u */
     r = d->cbuf_pitch ? u / d->cbuf_pitch : g->h - 1;
     if (r >= g->h) {
@@ -507,9 +511,10 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
             obuf[i] = (d->lane_zero >> (i % 16)) & 1 ? 0 : obuf[i];
         }
     }
+    size_t budget = 1024;   /* a writer with the wrong SIZE_E stalls after 1024 bytes (Q15) */
     for (uint32_t j = 0; j < nsurf; j++) {
         uint64_t off = rn_wdma_offset(j, d->group_channels, d->surf_add, d->dst_surf_stride);
-        size_t len = d->size_e_hang && surf > 1024 ? 1024 : surf;
+        size_t len = d->size_e_hang && surf > budget ? budget : surf;
         if (j % per_group >= d->surf_written) {
             continue;   /* SIZE_E below the writer's line (Q15) */
         }
@@ -518,11 +523,12 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
             out->error |= RN_ERR_DMA_WRITE;
             return;
         }
-        if (d->size_e_hang) {
-            out->hang = true;   /* the writer stalls after its first 1024 bytes */
-            return;
+        budget -= d->size_e_hang ? len : 0;
+        if (d->size_e_hang && !budget) {
+            break;
         }
     }
+    out->hang = d->size_e_hang;
 }
 
 static void fill_stats(const struct rn_conv *d, struct rn_task_stats *st)

@@ -14,7 +14,7 @@ const struct rn_quirk_info rn_quirk_table[RN_QUIRK_COUNT] = {
     [RN_QUIRK_ENTRY_SLAB_WRAP] = { "entry-slab-wrap", true, 'H',
         "slabs whose base s*W passes 2047 read from (s*W) & 0x7FF" },
     [RN_QUIRK_FC_DATA_BANK] = { "fc-data-bank", true, 'M',
-        "feature units read FC_DATA_BANK*512 units further on, modulo the data banks" },
+        "feature reads land FC_DATA_BANK banks further on; past the data banks they read 0" },
     [RN_QUIRK_SIZE_E] = { "size-e", true, 'M',
         "SIZE_E below the writer's line: only the first channels of each group are written; "
         "otherwise 1024 bytes are written and the task hangs" },
@@ -148,7 +148,7 @@ static void cbuf_triggers(struct rn_core *c, struct rn_conv *d, struct rn_task_o
         d->cbuf_pitch = entries;
         d->cbuf_remap = true;
     }
-    if ((uint64_t)(g->h - 1) * d->cbuf_pitch + g->e64 > g->cap &&
+    if (rn_quirk_cbuf_overflow(g, d->cbuf_pitch) &&
         rn_quirk_fire(c, out, RN_QUIRK_CBUF_DATA_OVERFLOW,
                       "DATA_BANK %u holds %llu units, %u rows need %llu: input rows %llu-%u not "
                       "stored", banks, (unsigned long long)g->cap, g->h,

@@ -119,10 +119,13 @@ static inline bool rn_cbuf_elem(const struct rn_cbuf_geom *g, uint64_t u, uint32
     return *x < g->w && *c < g->c;
 }
 
-/* cbuf-data-overflow: the task's rows need more units than its data banks hold. */
-static inline bool rn_quirk_cbuf_overflow(const struct rn_cbuf_geom *g)
+/*
+ * cbuf-data-overflow: the task's rows, stored `pitch` units apart (E64, or DATA_ENTRIES under
+ * short-data-entries), need more units than its data banks hold.
+ */
+static inline bool rn_quirk_cbuf_overflow(const struct rn_cbuf_geom *g, uint64_t pitch)
 {
-    return (uint64_t)g->h * g->e64 > g->cap;
+    return (uint64_t)(g->h - 1) * pitch + g->e64 > g->cap;
 }
 
 /* short-data-entries: the programmed row size is below what a row needs. */

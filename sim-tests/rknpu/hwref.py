@@ -432,18 +432,22 @@ class CbufGeom:
 def cbuf_gather(img, g, pitch, wrap, shift):
     """The feature as the CNA reads it from the CBUF: img [H, W, C] (values as stored, after the
     input converter) was stored row after row, row y from unit y*pitch on, units >= CAP dropped;
-    element (y, x, c) reads unit (y*pitch + its in-row unit [slab base & 0x7FF when wrap] + shift)
-    mod CAP, i.e. what the last row stored over that unit left there (never stored: int8 0)."""
+    element (y, x, c) reads unit ((y*pitch + its in-row unit [slab base & 0x7FF when wrap]) mod CAP)
+    + shift, i.e. what the last row stored over that unit left there (never stored, or past CAP
+    after the FC_DATA_BANK shift: int8 0)."""
     H, W, C = img.shape
     if g.cap == 0:
         return np.zeros_like(img)
     u, byte, base = g.unit(np.arange(W)[:, None], np.arange(C)[None, :])
     if wrap:
         u = (base & 0x7FF) + (u - base)
-    ua = (u[None, :, :] + np.arange(H)[:, None, None] * pitch + shift) % g.cap
+    ua = (u[None, :, :] + np.arange(H)[:, None, None] * pitch) % g.cap + shift
+    inside = ua < g.cap                  # FC_DATA_BANK past the feature's banks: no data
+    ua = np.where(inside, ua, 0)
     r = np.minimum(ua // pitch, H - 1) if pitch else np.full_like(ua, H - 1)
     off = ua - r * pitch
     sx, sc, ok = g.element(off, np.broadcast_to(byte, ua.shape))
+    ok &= inside
     vals = img[r, np.where(ok, sx, 0), np.where(ok, sc, 0)]
     return np.where(ok, vals, 0)
 
