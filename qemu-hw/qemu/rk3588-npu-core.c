@@ -404,6 +404,18 @@ static void npu_suspend(RK3588NPUCoreState *s)
     }
 }
 
+/* Before any core waits in npu_suspend(), ask every core's worker to stop: they wind down
+ * together instead of one after another. */
+static void npu_vm_state_prepare(void *opaque, bool running, RunState state)
+{
+    RK3588NPUCoreState *s = opaque;
+    if (!running && s->phase == NPU_COMPUTING) {
+        qemu_mutex_lock(&s->lock);
+        npu_cancel_locked(s);
+        qemu_mutex_unlock(&s->lock);
+    }
+}
+
 static void npu_vm_state_change(void *opaque, bool running, RunState state)
 {
     RK3588NPUCoreState *s = opaque;
@@ -549,7 +561,8 @@ static void npu_core_realize(DeviceState *dev, Error **errp)
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->cond);
     qemu_thread_create(&s->thread, "rk3588-npu", npu_worker, s, QEMU_THREAD_JOINABLE);
-    qemu_add_vm_change_state_handler(npu_vm_state_change, s);
+    qemu_add_vm_change_state_handler_prio_full(npu_vm_state_change, npu_vm_state_prepare,
+                                               NULL, s, 0);
 }
 
 static void npu_core_reset_hold(Object *obj, ResetType type)
