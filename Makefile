@@ -10,7 +10,7 @@ ASAN := build-asan
 FUZZ_SECONDS ?= 600
 
 .PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
-	test-asan test-py bench timing fuzz run
+	test-asan test-py test-mesa-teflon bench timing fuzz run
 
 all: build
 
@@ -25,6 +25,7 @@ help:
 	@echo "make bench    MobileDet conv/depthwise layers through the core: core-bench GMAC/s"
 	@echo "make timing   MobileNetV1/MobileDet times under -icount beside board figures"
 	@echo "make fuzz     libFuzzer on the core for FUZZ_SECONDS (default 600)"
+	@echo "make test-mesa-teflon  every case of Mesa's test_teflon on the board (MESA_TEFLON=filter)"
 
 deps:
 	@scripts/host-deps
@@ -78,6 +79,14 @@ test-py: build board
 
 test: test-unit test-asan test-py
 	@$(PY) scripts/test-summary $(BUILD) $(ASAN)
+
+# Every case of Mesa's own test_teflon (4210) on the emulated board, or those a gtest filter picks
+# (MESA_TEFLON='DepthwiseConv2D.*'); `make test` runs a slice. Verdicts in Mesa's CI syntax:
+# build/mesa-teflon-results-all.txt.
+MESA_TEFLON ?= all
+test-mesa-teflon: board
+	ROCKETSIM_MESA_TEFLON='$(MESA_TEFLON)' $(PY) -m pytest sim-tests/test_mesa_teflon.py \
+	    -q -s -p no:cacheprovider
 
 bench: build
 	@$(PY) scripts/bench.py --build $(BUILD)
