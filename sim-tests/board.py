@@ -23,12 +23,12 @@ class BootResult:
 
 
 def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, smp=2,
-             interactive=False):
+             interactive=False, quirks=None):
     cmd = [os.path.join(BUILD, "qemu-system-aarch64"), "-M", "virt", "-cpu", "cortex-a76",
            "-smp", str(smp), "-m", mem, "-nodefaults", "-nic", "none", "-no-reboot",
            "-kernel", os.path.join(BUILD, "Image"),
            "-initrd", os.path.join(BUILD, "initramfs.cpio.gz"),
-           "-device", f"rk3588-npu,cores={cores}"]
+           "-device", f"rk3588-npu,cores={cores}" + (f",quirks={quirks}" if quirks else "")]
     # -nodefaults leaves no serial port: name it, with the monitor muxed in (Ctrl-A X quits)
     cmd += ["-display", "none", "-serial", "mon:stdio" if interactive else "stdio"]
     if icount is not None:
@@ -41,9 +41,11 @@ def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, sm
     return cmd
 
 
-def boot(share, script="run.sh", cores=3, mem="1G", timeout=300, extra=(), icount=None):
-    """Boot, run share/script in the guest, power off; returns a BootResult."""
-    cmd = qemu_cmd(cores, mem, share, f"rocketsim.run={script}", extra, icount)
+def boot(share, script="run.sh", cores=3, mem="1G", timeout=300, extra=(), icount=None,
+         quirks=None):
+    """Boot, run share/script in the guest, power off; returns a BootResult. quirks: the NPU's
+    quirks= property (HARDWARE-UNKNOWNS Q15), e.g. "off" for ideal hardware."""
+    cmd = qemu_cmd(cores, mem, share, f"rocketsim.run={script}", extra, icount, quirks=quirks)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)

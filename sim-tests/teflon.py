@@ -3,6 +3,7 @@ host, build/host/rocket-infer), replaying captured jobs on the host core, and co
 import glob
 import json
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -24,15 +25,21 @@ def host_infer(model, inputs, outdir, labels=None):
         return json.load(f)
 
 
-def replay(capture_dir):
+QUIRK_RE = re.compile(r"\(quirk ([a-z0-9-]+)\)")
+
+
+def replay(capture_dir, quirks=None):
     """Replay every captured SUBMIT on the host core (rknpu-run); returns (kicks, BOs compared,
-    list of BOs that differ from what the guest's NPU wrote)."""
+    list of BOs that differ from what the guest's NPU wrote). The names of the hardware quirks
+    that fired (HARDWARE-UNKNOWNS Q15) are added to the set `quirks` if one is given."""
     kicks = compared = 0
     differ = []
     for d in sorted(glob.glob(os.path.join(capture_dir, "submit-*"))):
         with open(os.path.join(d, "job.txt")) as f:
             kicks += sum(1 for ln in f if ln.startswith("kick"))
         r = subprocess.run([RKNPU_RUN, "-q", d], capture_output=True, text=True)
+        if quirks is not None:
+            quirks.update(QUIRK_RE.findall(r.stderr))
         if r.returncode:
             differ.append(f"{d}: rknpu-run failed: {r.stderr[-500:]}")
             continue
