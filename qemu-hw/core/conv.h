@@ -56,6 +56,7 @@ struct rn_conv {
     bool ew_two_streams;
     uint32_t ew_src, ew_base, ew_notch_src, ew_notch_ew, ew_surf_stride;
     uint32_t out_scale, out_shift, out_offset;
+    uint32_t out_prec, out_bytes;  /* DATA_FORMAT.OUT_PRECISION and its element size (Q10) */
     uint32_t dst, dst_surf_stride, surf_add, group_channels;
     uint32_t offset_pend;
 

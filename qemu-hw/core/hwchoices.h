@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "regdb.h"
 
@@ -195,35 +196,96 @@ static inline uint64_t rn_ew_offset(bool two_streams, uint32_t j, uint64_t task_
     return (uint64_t)j * ew_surf_stride;
 }
 
-/* ---- Q10: OUT_CVT to int8 ---- */
+/* ---- Q10: OUT_CVT and the output element ---- */
+
+/* round(x / 2^sh) with ties away from zero (OUT_CVT's CVT_ROUND = 1). */
+static inline int64_t rn_round_shift_away(int64_t x, unsigned sh)
+{
+    return x < 0 ? -rn_round_shift(-x, sh, true) : rn_round_shift(x, sh, true);
+}
+
+/* OUT_CVT before the output type's saturation. */
+static inline int64_t rn_out_cvt_raw(int32_t v, uint32_t scale_reg, uint32_t shift_reg,
+                                     uint32_t offset_reg)
+{
+    int64_t scale = (int16_t)(scale_reg & 0xFFFF);
+    unsigned shift = shift_reg & 0xFFF;
+    bool away = (shift_reg >> 30) & 1, offset_first = (shift_reg >> 31) & 1;
+    int64_t off = (int32_t)offset_reg, x;
+    x = offset_first ? ((int64_t)v + off) * scale : (int64_t)v * scale;
+    x = away ? rn_round_shift_away(x, shift) : rn_round_shift(x, shift, false);
+    return offset_first ? x : x + off;
+}
 
 static inline int8_t rn_out_cvt(int32_t v, uint32_t scale_reg, uint32_t shift_reg,
                                 uint32_t offset_reg)
 {
-    int64_t scale = (int16_t)(scale_reg & 0xFFFF);
-    unsigned shift = shift_reg & 0xFFF;
-    bool half_up = (shift_reg >> 30) & 1, offset_first = (shift_reg >> 31) & 1;
-    int64_t off = (int32_t)offset_reg, r;
-    if (offset_first) {
-        r = rn_round_shift(((int64_t)v + off) * scale, shift, half_up);
-    } else {
-        r = rn_round_shift((int64_t)v * scale, shift, half_up) + off;
-    }
-    return (int8_t)rn_clamp(r, -128, 127);
+    return (int8_t)rn_clamp(rn_out_cvt_raw(v, scale_reg, shift_reg, offset_reg), -128, 127);
 }
 
-/* ---- Q11: WDMA placement of surface j (channels 16j..16j+15) and extra channels ---- */
+/* DPU OUT_PRECISION codes the integer pipeline writes, and their element bytes (0: not one). */
+enum { RN_PREC_INT8 = 0, RN_PREC_INT16 = 1, RN_PREC_FP16 = 2, RN_PREC_INT32 = 4,
+       RN_PREC_FP32 = 5 };
 
-static inline uint64_t rn_wdma_offset(uint32_t j, uint32_t group_channels, uint32_t surf_add,
+static inline uint32_t rn_out_bytes(uint32_t prec)
+{
+    return prec == RN_PREC_INT8 ? 1 : prec == RN_PREC_INT16 ? 2
+         : prec == RN_PREC_INT32 || prec == RN_PREC_FP32 ? 4 : 0;
+}
+
+/*
+ * Store an OUT_CVT result as the output type: integers saturate, fp32 is the cast of the int32
+ * saturated value (round to nearest even above 2^24); little-endian.
+ */
+static inline void rn_out_store(uint8_t *dst, int64_t r, uint32_t prec)
+{
+    uint32_t u;
+    switch (prec) {
+    case RN_PREC_INT8:
+        dst[0] = (uint8_t)(int8_t)rn_clamp(r, INT8_MIN, INT8_MAX);
+        return;
+    case RN_PREC_INT16:
+        u = (uint32_t)(int32_t)rn_clamp(r, INT16_MIN, INT16_MAX);
+        dst[0] = (uint8_t)u;
+        dst[1] = (uint8_t)(u >> 8);
+        return;
+    case RN_PREC_FP32: {
+        float f = (float)rn_sat32(r);
+        memcpy(&u, &f, 4);
+        break;
+    }
+    default:
+        u = (uint32_t)rn_sat32(r);
+        break;
+    }
+    for (int i = 0; i < 4; i++) {
+        dst[i] = (uint8_t)(u >> (8 * i));
+    }
+}
+
+/*
+ * ---- Q11: WDMA placement of 16-byte surface j and extra channels; a kernel group of G
+ * channels of e-byte elements spans group_bytes = G·e / 16 surfaces ----
+ */
+
+static inline uint64_t rn_wdma_offset(uint32_t j, uint32_t group_bytes, uint32_t surf_add,
                                       uint32_t surf_stride)
 {
-    uint32_t per_group = group_channels / 16u;
+    uint32_t per_group = group_bytes / 16u;
     return (uint64_t)(j / per_group) * surf_add + (uint64_t)(j % per_group) * surf_stride;
 }
 
 static inline int8_t rn_extra_channel_byte(uint32_t offset_pend)
 {
     return (int8_t)(offset_pend & 0xFF);
+}
+
+/* Wider outputs: the low bytes of OFFSET_PEND, one element's worth (L: only int8 observed). */
+static inline void rn_extra_channel_store(uint8_t *dst, uint32_t offset_pend, uint32_t bytes)
+{
+    for (uint32_t i = 0; i < bytes; i++) {
+        dst[i] = (uint8_t)(offset_pend >> (8 * i));
+    }
 }
 
 /* ---- Q12: BRDMA entries read ---- */

@@ -303,9 +303,9 @@ static int64_t activate(bool relu, bool relux, int32_t cmp, int64_t v)
     return rn_sat32(v);
 }
 
-/* DPU: one output element from its MAC sum and window sum (Q7-Q10). */
-static int8_t dpu_element(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
-                          const int8_t *e)
+/* DPU: one output element from its MAC sum and window sum (Q7-Q10), before the output type. */
+static int64_t dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
+                         const int8_t *e)
 {
     int64_t v = acc;
     if (d->bs.on && d->cpend) {
@@ -328,13 +328,19 @@ static int8_t dpu_element(const struct rn_conv *d, int64_t acc, int64_t wsum, in
         }
         v = activate(d->ew_relu, d->ew_relux, d->ew_relux_cmp, v);
     }
-    return rn_out_cvt(rn_sat32(v), d->out_scale, d->out_shift, d->out_offset);
+    return rn_out_cvt_raw(rn_sat32(v), d->out_scale, d->out_shift, d->out_offset);
 }
 
-/* Output element (o, y, x) of the task's surface buffer. */
-static int8_t *out_at(int8_t *obuf, const struct rn_conv *d, uint32_t o, uint32_t y, uint32_t x)
+/* Channels per 16-byte output atom. */
+#define C2O(d) (16u / (d)->out_bytes)
+/* 16-byte output surfaces the task writes. */
+#define NSURF(d) (((d)->co + C2O(d) - 1) / C2O(d))
+
+/* Output element (o, y, x) of the task's surface buffer: C2O channels of out_bytes per atom. */
+static uint8_t *out_at(int8_t *obuf, const struct rn_conv *d, uint32_t o, uint32_t y, uint32_t x)
 {
-    return obuf + ((size_t)(o / 16) * d->ho * d->wo + (size_t)y * d->wo + x) * 16 + o % 16;
+    return (uint8_t *)obuf + ((size_t)(o / C2O(d)) * d->ho * d->wo + (size_t)y * d->wo + x) * 16 +
+           (o % C2O(d)) * d->out_bytes;
 }
 
 /* Per-task DPU state: the per-channel ALU operand and whether the vector fast path applies. */
@@ -362,7 +368,7 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
     for (uint32_t o = 0; o < CO16(d); o++) {
         bias_buf[o] = !alu || o >= d->co_calc ? 0 : d->bs.alu_mem ? bias_mem[o] : d->bs.operand;
     }
-    k->fast = d->bs.on && !d->bs.sub && !d->bs.relu && !d->bn.on && d->trunc <= 62 &&
+    k->fast = d->out_bytes == 1 && d->bs.on && !d->bs.sub && !d->bs.relu && !d->bn.on && d->trunc <= 62 &&
               !(d->out_shift >> 30) && shift_ok(d->out_shift & 0xFFF) &&
               (!d->ew_on || (d->ew_operand && d->ew_algo == 2 && d->ew_cvt && d->ew_add_first &&
                              !d->ew_half_up && !d->ew_relu && shift_ok(d->ew_shift) &&
@@ -397,8 +403,9 @@ static void dpu_pixel(const struct dpu_ctx *k, const int32_t *acc, const int32_t
             continue;
         }
         for (size_t l = 0; l < n; l++) {
-            obuf[at + l] = dpu_element(d, acc[o0 + l], wsum[o0 + l], k->bias[o0 + l],
-                                       e ? e + l : NULL);
+            int64_t r = dpu_value(d, acc[o0 + l], wsum[o0 + l], k->bias[o0 + l],
+                                  e ? e + l : NULL);
+            rn_out_store(out_at(obuf, d, o0 + l, pix / d->wo, pix % d->wo), r, d->out_prec);
         }
     }
 }
@@ -421,7 +428,7 @@ static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct t
     wsum = fix + CO16(d);
     memset(fix, 0, CO16(d) * 2 * sizeof(int32_t));
     memset(patch, 0, (size_t)d->wo * p->kp);
-    /* a 1x1, stride-1 conv over whole 64-byte channel rows reads its patch in place */
+    /* a 1x1, stride-1 conv over whole RN_KP_ALIGN-byte channel rows reads its patch in place */
     bool direct = d->kh == 1 && d->kw == 1 && d->sx == 1 && p->kp == d->ci;
     for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
         const uint8_t *rows = patch;
@@ -470,15 +477,10 @@ static void dw_rows(struct rn_core *c, const struct rn_conv *d, const struct til
     for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
         memset(acc, 0, (size_t)d->wo * stride * sizeof(int32_t));
         memset(sum, 0, (size_t)d->wo * stride * sizeof(int32_t));
-        for (uint32_t ky = 0; ky < d->kh; ky++) {
-            for (uint32_t kx = 0; kx < d->kw; kx++) {
-                const int8_t *w = p->w + ((size_t)ky * d->kw + kx) * d->ci;
-                for (uint32_t x = 0; x < d->wo; x++) {
-                    const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp +
-                                                  (size_t)x * d->sx + kx) * d->ci;
-                    rn_dw_tap(src, w, acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
-                }
-            }
+        for (uint32_t x = 0; x < d->wo; x++) {
+            const uint8_t *src = t->px + ((size_t)y * d->sy * t->wp + (size_t)x * d->sx) * d->ci;
+            rn_dw_pixel(src, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw, p->w, d->ci,
+                        acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
         }
         for (uint32_t x = 0; x < d->wo; x++) {
             dpu_pixel(k, acc + (size_t)x * stride, sum + (size_t)x * stride,
@@ -492,12 +494,21 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
                          int8_t *obuf, struct rn_task_outcome *out)
 {
     size_t surf = (size_t)d->wo * d->ho * 16;
-    uint32_t nsurf = (d->co + 15) / 16, per_group = d->group_channels / 16;
-    int8_t extra = rn_extra_channel_byte(d->offset_pend);
-    for (uint32_t o = d->co_calc; o < nsurf * 16; o++) {
+    uint32_t nsurf = NSURF(d), group_bytes = d->group_channels * d->out_bytes;
+    uint32_t per_group = group_bytes / 16;
+    for (uint32_t o = 0; o < nsurf * C2O(d); o++) {
+        bool gated = (d->lane_zero >> (o % 16)) & 1;   /* MAC gating (Q15) */
+        if (o < d->co_calc && !gated) {
+            continue;
+        }
         for (uint32_t y = 0; y < d->ho; y++) {
             for (uint32_t x = 0; x < d->wo; x++) {
-                *out_at(obuf, d, o, y, x) = extra;
+                if (gated) {
+                    memset(out_at(obuf, d, o, y, x), 0, d->out_bytes);
+                } else {
+                    rn_extra_channel_store(out_at(obuf, d, o, y, x), d->offset_pend,
+                                           d->out_bytes);
+                }
             }
         }
     }
@@ -506,14 +517,9 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
                 "rknpu: SURFACE_ADD 0x%x with DST_SURF_STRIDE 0x%x: output layout unverified "
                 "on hardware", d->surf_add, d->dst_surf_stride);
     }
-    if (d->lane_zero) {   /* MAC gating (Q15) */
-        for (size_t i = 0; i < surf * nsurf; i++) {
-            obuf[i] = (d->lane_zero >> (i % 16)) & 1 ? 0 : obuf[i];
-        }
-    }
     size_t budget = 1024;   /* a writer with the wrong SIZE_E stalls after 1024 bytes (Q15) */
     for (uint32_t j = 0; j < nsurf; j++) {
-        uint64_t off = rn_wdma_offset(j, d->group_channels, d->surf_add, d->dst_surf_stride);
+        uint64_t off = rn_wdma_offset(j, group_bytes, d->surf_add, d->dst_surf_stride);
         size_t len = d->size_e_hang && surf > budget ? budget : surf;
         if (j % per_group >= d->surf_written) {
             continue;   /* SIZE_E below the writer's line (Q15) */
@@ -561,7 +567,7 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
         !fetch_bias(c, mem, d, &bias, out) || !fetch_ew(c, mem, d, &ew, out)) {
         return;
     }
-    obuf = rn_scratch(c, RN_BUF_OUT, (size_t)(d->co + 15) / 16 * 16 * d->wo * d->ho);
+    obuf = rn_scratch(c, RN_BUF_OUT, (size_t)NSURF(d) * 16 * d->wo * d->ho);
     bias_buf = rn_scratch(c, RN_BUF_OPERAND, CO16(d) * sizeof(int32_t));
     if (!obuf || !bias_buf) {
         out->error |= RN_ERR_DMA_READ;

@@ -174,11 +174,11 @@ static void cbuf_triggers(struct rn_core *c, struct rn_conv *d, struct rn_task_o
 /* The output writer's line (SIZE_E) against what an int8 output needs. */
 static bool size_e_trigger(struct rn_core *c, struct rn_conv *d, struct rn_task_outcome *out)
 {
-    uint32_t ow = R(DPU_BS_OW_CFG), want = rn_size_e_expected(d->dw, 1), got;
+    uint32_t ow = R(DPU_BS_OW_CFG), want = rn_size_e_expected(d->dw, d->out_bytes), got;
     uint32_t e[3] = { RN_FX(ow, DPU, BS_OW_CFG, SIZE_E_0), RN_FX(ow, DPU, BS_OW_CFG, SIZE_E_1),
                       RN_FX(ow, DPU, BS_OW_CFG, SIZE_E_2) };
     bool od_bypass = RN_FX(ow, DPU, BS_OW_CFG, OD_BYPASS);
-    d->surf_written = d->group_channels / 16;
+    d->surf_written = d->group_channels * d->out_bytes / 16;
     got = e[0] != want ? e[0] : e[1] != want ? e[1] : e[2];
     if (got == want ||
         !rn_quirk_fire(c, out, RN_QUIRK_SIZE_E, "SIZE_E %u/%u/%u, the writer needs %u%s",

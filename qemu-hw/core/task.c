@@ -69,9 +69,6 @@ static bool decode_cna(struct rn_core *c, struct rn_conv *d, struct rn_task_outc
     if (argb != 0 && (argb < 8 || argb > 11)) {
         return refuse(c, out, RN_LOG_UNIMP, "ARGB_IN mode other than 8..11");
     }
-    if (!F(misc, CORE, MISC_CFG, QD_EN)) {
-        return refuse(c, out, RN_LOG_UNIMP, "CORE QD_EN=0 (raw int32 output)");
-    }
     d->dw = mode == 3;
     if ((bool)F(misc, CORE, MISC_CFG, DW_EN) != d->dw) {
         return refuse(c, out, RN_LOG_GUEST_ERROR, "CORE DW_EN disagrees with CNA CONV_MODE");
@@ -132,10 +129,13 @@ static bool decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
         F(fm, DPU, FEATURE_MODE_CFG, OUTPUT_MODE) != 2) {
         return refuse(c, out, RN_LOG_UNIMP, "DPU flying/transpose/non-aligned/PPU output mode");
     }
-    if (F(fmt, DPU, DATA_FORMAT, OUT_PRECISION) || F(fmt, DPU, DATA_FORMAT, IN_PRECISION) ||
+    d->out_prec = F(fmt, DPU, DATA_FORMAT, OUT_PRECISION);
+    d->out_bytes = rn_out_bytes(d->out_prec);
+    if (!d->out_bytes || F(fmt, DPU, DATA_FORMAT, IN_PRECISION) ||
         F(fmt, DPU, DATA_FORMAT, PROC_PRECISION) || F(fmt, DPU, DATA_FORMAT, MC_SURF_OUT) ||
         F(R(DPU_OUT_CVT_SCALE), DPU, OUT_CVT_SCALE, FP32TOFP16_EN)) {
-        return refuse(c, out, RN_LOG_UNIMP, "DPU precision other than int8");
+        return refuse(c, out, RN_LOG_UNIMP,
+                      "DPU int8 pipeline to an output other than int8/int16/int32/fp32");
     }
     if (F(R(DPU_DATA_CUBE_HEIGHT), DPU, DATA_CUBE_HEIGHT, MINMAX_CTL)) {
         return refuse(c, out, RN_LOG_UNIMP, "DPU min/max reduction");
@@ -254,7 +254,7 @@ static bool check_limits(struct rn_core *c, struct rn_conv *d, struct rn_task_ou
 {
     uint64_t c16 = ((uint64_t)d->ci + 15) / 16 * 16;
     uint64_t hp = (uint64_t)(d->ho - 1) * d->sy + d->kh, wp = (uint64_t)(d->wo - 1) * d->sx + d->kw;
-    uint64_t co16 = ((uint64_t)d->co + 15) / 16 * 16;
+    uint64_t co16 = ((uint64_t)d->co + 15) / 16 * 16 * d->out_bytes;
     uint64_t taps = (uint64_t)d->kh * d->kw;
     uint64_t macs = (uint64_t)d->wo * d->ho * d->co_calc * taps * (d->dw ? 1 : d->ci);
     if (c16 * d->wi * d->hi > RN_MAX_BUF_BYTES || hp * wp * d->ci > RN_MAX_BUF_BYTES ||

@@ -365,6 +365,14 @@ static void test_rounding(void)
     g_assert_cmpint(rn_round_shift(1000, 63, false), ==, 0);
     /* OUT_CVT: 0x8000 is -32768; offset after the shift */
     g_assert_cmpint(rn_out_cvt(3, 0x8000, 16, 0), ==, -2);   /* -1.5 -> -2 (even) */
+    /* CVT_ROUND = 1: ties away from zero, as GN measured: 0.5 -> 1, 1.5 -> 2, -0.5 -> -1,
+     * -1.5 -> -2; CVT_ROUND = 0 gives 0, 2, 0, -2 */
+    static const int32_t tie[4] = { 1, 3, -1, -3 }, away[4] = { 1, 2, -1, -2 },
+                         even[4] = { 0, 2, 0, -2 };
+    for (int i = 0; i < 4; i++) {
+        g_assert_cmpint(rn_out_cvt(tie[i], 1, 1u | 1u << 30, 0), ==, away[i]);
+        g_assert_cmpint(rn_out_cvt(tie[i], 1, 1u, 0), ==, even[i]);
+    }
     g_assert_cmpint(rn_out_cvt(100, 0x4000, 14, 5), ==, 105);
     g_assert_cmpint(rn_out_cvt(1000, 0x4000, 14, 0), ==, 127);
     /* Mesa's 1-channel converter gives u8 - 128 */

@@ -268,7 +268,7 @@ def decode(r, opn):
         raise Refused
     if r.f("CNA_FC_CON0", "FC_SKIP_EN") or r.f("CNA_DCOMP_CTRL", "DECOMP_CONTROL"):
         raise Refused
-    if argb and not 8 <= argb <= 11 or not r.f("CORE_MISC_CFG", "QD_EN"):
+    if argb and not 8 <= argb <= 11:        # QD_EN: no effect on the int8 pipeline (Q10)
         raise Refused
     t.dw = mode == 3
     if bool(r.f("CORE_MISC_CFG", "DW_EN")) != t.dw:
@@ -306,8 +306,10 @@ def decode(r, opn):
             field("DPU_FEATURE_MODE_CFG", "NONALIGN", fm) or \
             field("DPU_FEATURE_MODE_CFG", "OUTPUT_MODE", fm) != 2:
         raise Refused
-    if any(field("DPU_DATA_FORMAT", f, fmt) for f in ("OUT_PRECISION", "IN_PRECISION",
-                                                      "PROC_PRECISION", "MC_SURF_OUT")) or \
+    t.out_prec = field("DPU_DATA_FORMAT", "OUT_PRECISION", fmt)
+    t.out_bytes = OUT_BYTES.get(t.out_prec, 0)
+    if not t.out_bytes or any(field("DPU_DATA_FORMAT", f, fmt) for f in (
+            "IN_PRECISION", "PROC_PRECISION", "MC_SURF_OUT")) or \
             r.f("DPU_OUT_CVT_SCALE", "FP32TOFP16_EN") or r.f("DPU_DATA_CUBE_HEIGHT", "MINMAX_CTL"):
         raise Refused
     t.wo, t.ho = r.f("DPU_DATA_CUBE_WIDTH", "WIDTH") + 1, r.f("DPU_DATA_CUBE_HEIGHT", "HEIGHT") + 1
@@ -356,7 +358,7 @@ def decode(r, opn):
     t.dst_stride = r["DPU_DST_SURF_STRIDE"] & ~0xF
     t.surf_add = r["DPU_SURFACE_ADD"] & ~0xF
     t.group = 64 if t.dw else 32
-    t.pend = r["DPU_OFFSET_PEND"] & 0xFF
+    t.pend = r["DPU_OFFSET_PEND"]
     # DPU_RDMA
     rfm, er = r["DPU_RDMA_FEATURE_MODE_CFG"], r["DPU_RDMA_ERDMA_CFG"]
     comb = field("DPU_RDMA_FEATURE_MODE_CFG", "COMB_USE", rfm)
@@ -487,8 +489,8 @@ def apply_quirks(r, t, q):
         if remap:
             t.cbuf = (g, pitch, wrap, shift)
     # size-e: the writer's line against E* = G/16 - 1 (int8 output)
-    ow, want = r["DPU_BS_OW_CFG"], t.group // 16 - 1
-    t.surf_written, t.size_e_hang = t.group // 16, False
+    ow, want = r["DPU_BS_OW_CFG"], t.group * t.out_bytes // 16 - 1
+    t.surf_written, t.size_e_hang = t.group * t.out_bytes // 16, False
     bad = [field("DPU_BS_OW_CFG", f"SIZE_E_{n}", ow) for n in range(3)]
     bad = [e for e in bad if e != want]
     if bad and q.fire("size-e"):
@@ -622,12 +624,7 @@ def compute(t, mem):
                     x = rshift_round(x * t.ew_scale, t.ew_shift, t.ew_half_up) + t.ew_offset
             v = {0: np.maximum(v, x), 1: np.minimum(v, x), 2: v + x, 4: v - x}[t.ew_algo]
         v = activate(v, {"relu": t.ew_relu, "relux": t.ew_relux, "cmp": t.ew_cmp})
-    out = out_cvt(sat32(v), *t.out)
-    nsurf = -(-t.co // 16)
-    full = np.full((t.ho, t.wo, nsurf * 16), t.pend - 256 if t.pend >= 128 else t.pend,
-                   dtype=np.int64)
-    full[:, :, :t.co_calc] = out
-    return full.reshape(t.ho, t.wo, nsurf, 16).transpose(2, 0, 1, 3)
+    return out_cvt(sat32(v), *t.out)             # [ho, wo, co_calc], before the output type
 
 
 def activate(v, s):
@@ -638,15 +635,38 @@ def activate(v, s):
     return sat32(v)
 
 
+OUT_BYTES = {0: 1, 1: 2, 4: 4, 5: 4}      # DPU OUT_PRECISION int8, int16, int32, fp32 (Q10)
+
+
 def out_cvt(v, scale_reg, shift_reg, offset_reg):
-    """Q10."""
+    """Q10, before the output type's saturation: CVT_ROUND 0 ties to even, 1 away from zero."""
     scale, shift, off = s16(scale_reg), shift_reg & 0xFFF, s32(offset_reg)
-    half_up, offset_first = bool(shift_reg >> 30 & 1), bool(shift_reg >> 31 & 1)
-    if offset_first:
-        r = rshift_round((v + off) * scale, shift, half_up)
+    away, offset_first = bool(shift_reg >> 30 & 1), bool(shift_reg >> 31 & 1)
+    x = (v + off) * scale if offset_first else v * scale
+    if away:
+        x = np.sign(x) * rshift_round(np.abs(x), shift, True)
     else:
-        r = rshift_round(v * scale, shift, half_up) + off
-    return np.clip(r, -128, 127)
+        x = rshift_round(x, shift, False)
+    return x if offset_first else x + off
+
+
+def output_bytes(t, out):
+    """The DPU's result as the WDMA holds it: [surface, ho, wo, 16] bytes; C2 = 16 / element
+    bytes channels per atom, channels past ORIG_CHANNEL carry OFFSET_PEND's low bytes, MAC gating
+    zeroes its lanes (channel % 16)."""
+    eo = t.out_bytes
+    c2 = 16 // eo
+    nsurf = -(-t.co // c2)
+    lo, hi = {1: (-2**7, 2**7 - 1), 2: (-2**15, 2**15 - 1), 4: (-2**31, 2**31 - 1)}[eo]
+    vals = np.clip(out, lo, hi)
+    elem = vals.astype(np.float32) if t.out_prec == 5 else vals.astype(f"<i{eo}")
+    buf = np.zeros((t.ho, t.wo, nsurf * c2, eo), dtype=np.uint8)
+    buf[:, :, :t.co_calc] = elem.view(np.uint8).reshape(t.ho, t.wo, t.co_calc, eo)
+    buf[:, :, t.co_calc:] = np.frombuffer((t.pend & 0xFFFFFFFF).to_bytes(4, "little")[:eo],
+                                          dtype=np.uint8)
+    lanes = [o for o in range(nsurf * c2) if getattr(t, "lane_zero", 0) >> (o % 16) & 1]
+    buf[:, :, lanes] = 0
+    return buf.reshape(t.ho, t.wo, nsurf, 16).transpose(2, 0, 1, 3)
 
 
 def fetch_ew(t, mem):
@@ -667,18 +687,15 @@ def fetch_ew(t, mem):
 
 def write_output(t, mem, out):
     """Q11: one contiguous write per 16-channel surface; Q15 mac-gating lanes and size-e."""
-    per = t.group // 16
-    lanes = [i for i in range(16) if getattr(t, "lane_zero", 0) >> i & 1]
-    if lanes:
-        out = out.copy()
-        out[..., lanes] = 0
+    per = t.group * t.out_bytes // 16
+    out = output_bytes(t, out)
     written, hang = getattr(t, "surf_written", per), getattr(t, "size_e_hang", False)
     budget = 1024
     for j in range(out.shape[0]):
         if j % per >= written:
             continue                      # SIZE_E below the writer's line
         off = (j // per) * t.surf_add + (j % per) * t.dst_stride
-        data = out[j].astype(np.int8).tobytes()
+        data = out[j].tobytes()
         if hang:                          # the first 1024 bytes, then the writer stalls
             data = data[:budget]
             budget -= len(data)
