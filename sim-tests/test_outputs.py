@@ -128,3 +128,62 @@ def test_wrong_size_e_for_int32(tmp_path):
     tinyjob.write_job_dir(j, d)
     res = subprocess.run([RKNPU_RUN, "-q", d], capture_output=True, text=True)
     assert res.returncode == 1 and "hang" in res.stderr and "quirk size-e" in res.stderr
+
+
+def two_task_job(qd_en):
+    """Two raw int32 1x1 convs of one input in one kick (TASK_NUMBER 2, linked in-stream)."""
+    a = job("int32", qd_en=qd_en, seed=9)
+    lay_base = max(a["segments"]) + len(a["segments"][max(a["segments"])]) + 0x10000
+    rng = np.random.default_rng(11)
+    k, c, w, h = 40, 48, 6, 5
+    wt = rng.integers(-128, 128, size=(k, c), dtype=np.int64)
+    bias = rng.integers(-1000, 1000, size=k, dtype=np.int64)
+    lay = tinyjob.Layout(lay_base)
+    rc2, wi2, bi2 = lay.take(2048), lay.take(k * c), lay.take(4 * k)
+    out2 = lay.take(4 * w * h * 16 * 10)
+    rc1 = a["kicks"][0][0]
+    x_iova = [i for i, s in a["segments"].items() if len(s) == w * h * 16 * 3][0]
+    regs2 = tinyjob._conv_task(w, h, c, k, x_iova, wi2, bi2, out2, 1, 0, 0) + [
+        ("CORE_MISC_CFG", qd_en), ("DPU_DATA_FORMAT", 4 << 29), ("DPU_BS_OW_CFG", 7 * 0x124),
+        ("DPU_OUT_CVT_OFFSET", 0), ("DPU_OUT_CVT_SHIFT", 0), ("DPU_SURFACE_ADD", 8 * w * h * 16)]
+    prog2, amount2 = tinyjob.regcmd(regs2)
+    # task 1 of the kick = task 0's program with a link to task 2's
+    seg1 = a["segments"][rc1]
+    ents = [int.from_bytes(seg1[i:i + 8], "little") for i in range(0, len(seg1), 8)]
+    link = [tinyjob.entry("PC_BASE_ADDRESS", rc2), tinyjob.entry("PC_REGISTER_AMOUNTS", amount2)]
+    ents = ents[:-2] + link + ents[-2:]          # before the marker and op_en entries
+    if len(ents) % 2:
+        ents.append(0)
+    segs = dict(a["segments"])
+    segs[rc1] = b"".join(e.to_bytes(8, "little") for e in ents)
+    segs.update({rc2: prog2, wi2: tinyjob._weights(wt, k, c), bi2: bias.astype("<i4").tobytes(),
+                 out2: bytes(4 * w * h * 16 * 10)})
+    return {"segments": segs, "kicks": [(rc1, len(ents) // 2 - 1, 0x7002)],
+            "out": (out2, 10 * w * h * 16)}
+
+
+def run_quirks(j, tmp_path, quirks):
+    d = str(tmp_path / f"job-{quirks}")
+    tinyjob.write_job_dir(j, d)
+    res = subprocess.run([RKNPU_RUN, "-q", "--quirks", quirks, d], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    with open(os.path.join(d, "out.bin"), "rb") as f:
+        return f.read(), res.stderr
+
+
+def test_chained_raw_accumulator(tmp_path):
+    """GN regcmd-task-model.md: a chained int8 raw-accumulator batch computes task 0 right and
+    later tasks as garbage ("the CACC clears per kick, not per task"); quirk chain-int-acc adds
+    the previous task's sums. With QD_EN 1 (Mesa's int8 writer, WID: chains work) it does not
+    fire; core and reference agree either way."""
+    j = two_task_job(0)
+    ideal, _ = run_quirks(j, tmp_path, "-chain-int-acc")
+    real, log = run_quirks(j, tmp_path, "on")
+    assert "(quirk chain-int-acc)" in log and ideal != real
+    mem, status = hwref.run_job(j["segments"], j["kicks"])
+    assert mem.read(*j["out"]) == real
+    mem, _ = hwref.run_job(j["segments"], j["kicks"], quirks="-chain-int-acc")
+    assert mem.read(*j["out"]) == ideal
+    j1 = two_task_job(1)
+    out1, log1 = run_quirks(j1, tmp_path, "on")
+    assert "chain-int-acc" not in log1

@@ -69,6 +69,8 @@ struct rn_conv {
     uint32_t surf_written;         /* surfaces per kernel group the writer stores (SIZE_E) */
     bool size_e_hang;              /* write 1024 bytes, then hang */
     uint16_t lane_zero;            /* output lanes (c % 16) forced to 0 by MAC gating */
+    bool cacc_chain;               /* sums add the previous task's CACC residue */
+    bool raw_acc;                  /* CORE QD_EN = 0: the raw accumulator path */
 };
 
 /* Decode and validate; on refusal fills out->error / out->hang (logged) and returns false. */

@@ -106,6 +106,7 @@ void rn_core_run(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_res
     uint32_t done = RN_IRQ_DPU_0;
 
     memset(res, 0, sizeof(*res));
+    c->cacc_pixels = 0;   /* the integer accumulator clears per kick, not per task (Q15) */
     if (ntasks == 0) {
         rn_logf(c, RN_LOG_GUEST_ERROR, "rknpu: kick with TASK_NUMBER 0");
         res->raw_bits = RN_ERR_DMA_READ | done;

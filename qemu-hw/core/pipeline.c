@@ -343,20 +343,42 @@ static uint8_t *out_at(int8_t *obuf, const struct rn_conv *d, uint32_t o, uint32
            (o % C2O(d)) * d->out_bytes;
 }
 
+#define CO16(d) (((size_t)(d)->co_calc + 15) & ~(size_t)15)
+#define CO16_OF(d) ((uint32_t)CO16(d))
+
 /* Per-task DPU state: the per-channel ALU operand and whether the vector fast path applies. */
 struct dpu_ctx {
     const struct rn_conv *d;
     int32_t *bias;              /* co entries: BRDMA bias, the register operand, or 0 */
     bool fast;
     struct rn_dpu_fast f;
+    /* the CACC of a raw-accumulator task: [pixel][channel % 32] (quirk chain-int-acc, Q15) */
+    int32_t *cacc, *cacc_prev, *sums;
+    uint32_t prev_pixels;
 };
+
+/* Record this task's sums as the CACC holds them, adding the previous task's when chained. */
+static const int32_t *cacc_pass(const struct dpu_ctx *k, const int32_t *acc, size_t pix)
+{
+    const struct rn_conv *d = k->d;
+    for (uint32_t o = 0; o < CO16_OF(d); o++) {
+        int64_t v = acc[o];
+        if (o < d->co_calc && k->cacc_prev && pix < k->prev_pixels) {
+            v = rn_sat32(v + k->cacc_prev[pix * 32 + o % 32]);
+        }
+        k->sums[o] = (int32_t)v;
+        if (o < d->co_calc) {
+            k->cacc[pix * 32 + o % 32] = (int32_t)v;
+        }
+    }
+    return k->sums;
+}
 
 static bool shift_ok(uint32_t s)
 {
     return s >= 1 && s <= 62;
 }
 
-#define CO16(d) (((size_t)(d)->co_calc + 15) & ~(size_t)15)
 
 /* bias_buf holds CO16 entries: whole atoms, so the vector path never reads past it. */
 static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t *bias_mem,
@@ -364,6 +386,8 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
 {
     bool alu = d->bs.on && d->bs.alu;
     k->d = d;
+    k->cacc = k->cacc_prev = k->sums = NULL;
+    k->prev_pixels = 0;
     k->bias = bias_buf;
     for (uint32_t o = 0; o < CO16(d); o++) {
         bias_buf[o] = !alu || o >= d->co_calc ? 0 : d->bs.alu_mem ? bias_mem[o] : d->bs.operand;
@@ -395,6 +419,9 @@ static void dpu_pixel(const struct dpu_ctx *k, const int32_t *acc, const int32_t
     static const int8_t no_ew[16];
     const struct rn_conv *d = k->d;
     size_t surf = (size_t)d->wo * d->ho * 16;
+    if (k->cacc) {
+        acc = cacc_pass(k, acc, pix);
+    }
     for (uint32_t o0 = 0; o0 < d->co_calc; o0 += 16) {
         size_t n = d->co_calc - o0 < 16 ? d->co_calc - o0 : 16, at = o0 / 16 * surf + pix * 16;
         const int8_t *e = ew ? ew + at : NULL;
@@ -477,10 +504,15 @@ static void dw_rows(struct rn_core *c, const struct rn_conv *d, const struct til
     for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
         memset(acc, 0, (size_t)d->wo * stride * sizeof(int32_t));
         memset(sum, 0, (size_t)d->wo * stride * sizeof(int32_t));
-        for (uint32_t x = 0; x < d->wo; x++) {
-            const uint8_t *src = t->px + ((size_t)y * d->sy * t->wp + (size_t)x * d->sx) * d->ci;
-            rn_dw_pixel(src, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw, p->w, d->ci,
-                        acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
+        for (uint32_t ky = 0; ky < d->kh; ky++) {
+            for (uint32_t kx = 0; kx < d->kw; kx++) {
+                const int8_t *w = p->w + ((size_t)ky * d->kw + kx) * d->ci;
+                for (uint32_t x = 0; x < d->wo; x++) {
+                    const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp +
+                                                  (size_t)x * d->sx + kx) * d->ci;
+                    rn_dw_tap(src, w, acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
+                }
+            }
         }
         for (uint32_t x = 0; x < d->wo; x++) {
             dpu_pixel(k, acc + (size_t)x * stride, sum + (size_t)x * stride,
@@ -553,6 +585,25 @@ static void fill_stats(const struct rn_conv *d, struct rn_task_stats *st)
     st->macs = (uint64_t)d->wo * d->ho * d->co_calc * d->kh * d->kw * (d->dw ? 1 : d->ci);
 }
 
+/* Buffers of a raw-accumulator task's CACC: this task's and, when chained, the previous one's. */
+static bool cacc_setup(struct rn_core *c, const struct rn_conv *d, struct dpu_ctx *k,
+                       struct rn_task_outcome *out)
+{
+    size_t pixels = (size_t)d->wo * d->ho;
+    enum rn_buf cur = c->cacc_flip ? RN_BUF_CACC1 : RN_BUF_CACC0;
+    enum rn_buf prev = c->cacc_flip ? RN_BUF_CACC0 : RN_BUF_CACC1;
+    k->cacc = rn_scratch(c, cur, pixels * 32 * sizeof(int32_t));
+    k->sums = rn_scratch(c, RN_BUF_CHAIN, CO16(d) * sizeof(int32_t));
+    k->prev_pixels = d->cacc_chain ? c->cacc_pixels : 0;
+    k->cacc_prev = k->prev_pixels ? rn_scratch(c, prev, (size_t)k->prev_pixels * 32 * 4) : NULL;
+    if (!k->cacc || !k->sums || (k->prev_pixels && !k->cacc_prev)) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    memset(k->cacc, 0, pixels * 32 * sizeof(int32_t));
+    return true;
+}
+
 void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct rn_conv *d,
                      struct rn_task_outcome *out)
 {
@@ -574,6 +625,9 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
         return;
     }
     dpu_setup(&k, d, bias, bias_buf);
+    if (d->raw_acc && !cacc_setup(c, d, &k, out)) {
+        return;
+    }
     if (d->dw) {
         dw_rows(c, d, &t, &p, &k, ew, obuf, out);
     } else {
@@ -582,6 +636,9 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
     if (!out->error && !c->cancel) {
         write_output(c, mem, d, obuf, out);
     }
+    /* what the CACC holds for the next task of the kick */
+    c->cacc_pixels = d->raw_acc && !out->error ? d->wo * d->ho : 0;
+    c->cacc_flip ^= d->raw_acc;
 }
 
 void rn_pipeline_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,

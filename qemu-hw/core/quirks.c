@@ -28,6 +28,9 @@ const struct rn_quirk_info rn_quirk_table[RN_QUIRK_COUNT] = {
         "CNA/CORE S_POINTER[29:28] not the core's index: the task hangs" },
     [RN_QUIRK_ODD_KERNELS] = { "odd-kernels", true, 'L',
         "logged only: boards give ±2 LSB that alternates between jobs (not deterministic)" },
+    [RN_QUIRK_CHAIN_INT_ACC] = { "chain-int-acc", true, 'M',
+        "a raw-accumulator task after the first of a kick adds the previous task's CACC "
+        "(pixel p, channel o % 32) to its sums" },
 };
 
 uint32_t rn_quirks_default(void)
@@ -243,6 +246,12 @@ bool rn_conv_quirks(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
         rn_quirk_fire(c, out, RN_QUIRK_ODD_KERNELS,
                       "WEIGHT_KERNELS %u is odd: boards give results that vary by 2 LSB "
                       "between jobs (not modelled)", d->k);
+    }
+    if (!RN_FX(R(CORE_MISC_CFG), CORE, MISC_CFG, QD_EN) && out->st.kick_task && c->cacc_pixels &&
+        rn_quirk_fire(c, out, RN_QUIRK_CHAIN_INT_ACC,
+                      "task %u of the kick on the raw accumulator (QD_EN 0): the CACC still "
+                      "holds task %u's sums", out->st.kick_task, out->st.kick_task - 1)) {
+        d->cacc_chain = true;
     }
     cbuf_triggers(c, d, out);
     return size_e_trigger(c, d, out);

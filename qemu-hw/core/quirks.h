@@ -23,6 +23,7 @@ enum rn_quirk {
     RN_QUIRK_DENSE_MISALIGNED,     /* dense (ARGB) input base not 16-byte aligned */
     RN_QUIRK_S_POINTER_CORE_BITS,  /* CNA/CORE S_POINTER[29:28] != core index: hang */
     RN_QUIRK_ODD_KERNELS,          /* int8 direct conv with an odd WEIGHT_KERNELS: ±2 LSB noise */
+    RN_QUIRK_CHAIN_INT_ACC,        /* raw integer accumulator not cleared between chained tasks */
     RN_QUIRK_COUNT
 };
 

@@ -83,6 +83,8 @@ struct rn_core {
     void (*on_task)(void *opaque, const struct rn_task_stats *st);
     void *task_opaque;
     volatile int cancel;            /* set from another thread to abandon a running kick */
+    uint32_t cacc_pixels;           /* pixels of the previous task's CACC residue; 0: cleared */
+    uint32_t cacc_flip;             /* which of the two residue buffers holds it */
     struct rn_scratch *scratch;     /* reusable buffers of the pipeline */
 };
 

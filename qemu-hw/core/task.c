@@ -70,6 +70,7 @@ static bool decode_cna(struct rn_core *c, struct rn_conv *d, struct rn_task_outc
         return refuse(c, out, RN_LOG_UNIMP, "ARGB_IN mode other than 8..11");
     }
     d->dw = mode == 3;
+    d->raw_acc = !F(misc, CORE, MISC_CFG, QD_EN);
     if ((bool)F(misc, CORE, MISC_CFG, DW_EN) != d->dw) {
         return refuse(c, out, RN_LOG_GUEST_ERROR, "CORE DW_EN disagrees with CNA CONV_MODE");
     }

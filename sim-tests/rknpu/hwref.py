@@ -13,7 +13,8 @@ ERR_READ, ERR_WRITE = 1 << 12, 1 << 13
 
 # Q15: the quirks' names (the order of the page's table) and the ones on by default.
 QUIRKS = ("cbuf-data-overflow", "short-data-entries", "entry-slab-wrap", "fc-data-bank", "size-e",
-          "mrdma-trap", "mac-gating", "dense-misaligned", "s-pointer-core-bits", "odd-kernels")
+          "mrdma-trap", "mac-gating", "dense-misaligned", "s-pointer-core-bits", "odd-kernels",
+          "chain-int-acc")
 DEFAULT_QUIRKS = frozenset(QUIRKS) - {"s-pointer-core-bits"}
 
 
@@ -183,6 +184,7 @@ class Core:
         if n == 0:
             return ERR_READ | 0x100, False, 0
         done, tasks = 0x100, 0
+        cacc = Cacc()                 # the integer accumulator clears per kick (Q15 chain-int-acc)
         for _ in range(n):
             try:
                 raw = mem.read(base & ~0xF, (amount + 1) * 16)
@@ -204,6 +206,7 @@ class Core:
                 wrote_base |= self.write_stream(e)
             tasks += 1
             ql = QuirkLog(self.quirks)
+            ql.task_index, ql.cacc = tasks - 1, cacc
             if opn is None:
                 self._report(tasks - 1, ql, error=ERR_READ)
                 return ERR_READ | 0x100, False, tasks
@@ -231,6 +234,13 @@ class Hang(Exception):
     pass
 
 
+class Cacc:
+    """What the raw accumulator holds after a task: [pixel, channel % 32] (None: cleared)."""
+
+    def __init__(self):
+        self.prev = self.next = None
+
+
 def run_task(r, mem, opn, ql=None):
     """Execute one task's op_en; returns error bits (0 if clean), raises Hang."""
     if opn & 0xD != 0xD:
@@ -239,7 +249,11 @@ def run_task(r, mem, opn, ql=None):
         t = decode(r, opn)
     except Refused:
         return ERR_READ
-    apply_quirks(r, t, ql or QuirkLog(DEFAULT_QUIRKS))
+    ql = ql or QuirkLog(DEFAULT_QUIRKS)
+    apply_quirks(r, t, ql)
+    cacc = getattr(ql, "cacc", None)
+    if cacc is not None:
+        cacc.prev, cacc.next = (cacc.prev if t.raw_acc else None), None
     try:
         out = compute(t, mem)
     except Fault:
@@ -248,6 +262,8 @@ def run_task(r, mem, opn, ql=None):
         write_output(t, mem, out)
     except Fault:
         return ERR_WRITE
+    if cacc is not None:
+        cacc.prev = cacc.next
     return 0
 
 
@@ -271,6 +287,7 @@ def decode(r, opn):
     if argb and not 8 <= argb <= 11:        # QD_EN: no effect on the int8 pipeline (Q10)
         raise Refused
     t.dw = mode == 3
+    t.raw_acc = not r.f("CORE_MISC_CFG", "QD_EN")
     if bool(r.f("CORE_MISC_CFG", "DW_EN")) != t.dw:
         raise Refused
     t.wi, t.hi = r.f("CNA_DATA_SIZE0", "DATAIN_WIDTH"), r.f("CNA_DATA_SIZE0", "DATAIN_HEIGHT")
@@ -471,6 +488,10 @@ def apply_quirks(r, t, q):
         t.fetch_base &= ~0xF
     if not t.dw and t.k % 2:
         q.fire("odd-kernels")            # log only
+    cacc = getattr(q, "cacc", None)
+    t.cacc_chain = t.raw_acc and getattr(q, "task_index", 0) > 0 and cacc is not None and \
+        cacc.prev is not None and q.fire("chain-int-acc")
+    t.cacc = cacc if t.raw_acc else None
     t.cbuf = None
     if not t.argb:
         con0 = r["CNA_CBUF_CON0"]
@@ -593,6 +614,16 @@ def compute(t, mem):
         nk = W.shape[0]
         acc[:, :, :nk] = flat @ W.reshape(nk, -1).T
         S = np.broadcast_to(flat.sum(axis=2)[:, :, None], acc.shape)
+    if t.cacc is not None:                # the raw accumulator: what the next task may find
+        px = acc.reshape(-1, t.co_calc)
+        lane = np.arange(t.co_calc) % 32
+        if t.cacc_chain:
+            n = min(len(t.cacc.prev), len(px))
+            px[:n] = sat32(px[:n] + t.cacc.prev[:n][:, lane])
+        nxt = np.zeros((len(px), 32), dtype=np.int64)
+        for o in range(t.co_calc):        # a later channel of the same lane overwrites
+            nxt[:, o % 32] = px[:, o]
+        t.cacc.next = nxt
     bias = np.zeros(t.co_calc, dtype=np.int64)
     if t.bs["on"] and t.bs["alu"]:
         if t.bs["mem"]:
