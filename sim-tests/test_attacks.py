@@ -559,8 +559,6 @@ def rss_mib(q):
         return next(int(ln.split()[1]) // 1024 for ln in f if ln.startswith("VmRSS"))
 
 
-@pytest.mark.xfail(reason="scratch buffers never shrink (qemu-hw/core/scratch.c; issue 9, "
-                   "finding 8)", strict=False)
 def test_scratch_memory_is_given_back_after_a_huge_task(qemus):
     """The largest depthwise row (8192 wide, 8192 channels) takes ~700 MiB of scratch a core;
     after it, a reset and a small kick, QEMU should be back near where it started."""

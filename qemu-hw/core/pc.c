@@ -98,7 +98,7 @@ static void add_stats(struct rn_kick_result *res, const struct rn_task_stats *st
     res->cycles += st->cycles;
 }
 
-void rn_core_run(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_result *res)
+static void run_kick(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_result *res)
 {
     uint32_t ntasks = RN_FX(REG(c, PC_TASK_CON), PC, TASK_CON, TASK_NUMBER);
     uint32_t base = REG(c, PC_BASE_ADDRESS) & ~0xFu;
@@ -155,4 +155,10 @@ void rn_core_run(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_res
         amount = RN_FX(REG(c, PC_REGISTER_AMOUNTS), PC, REGISTER_AMOUNTS, PC_DATA_AMOUNT);
     }
     res->raw_bits = done;
+}
+
+void rn_core_run(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_result *res)
+{
+    run_kick(c, mem, res);
+    rn_core_trim(c, RN_SCRATCH_KEEP);
 }

@@ -115,6 +115,13 @@ void rn_core_adopt(struct rn_core *c, const struct rn_core *work);
 /* Ask a running rn_core_run() to stop at the next task or row boundary. */
 void rn_core_cancel(struct rn_core *c);
 
+/*
+ * Give back scratch buffers larger than keep bytes (one huge task must not pin its buffers:
+ * rn_core_run() trims to RN_SCRATCH_KEEP after every kick).
+ */
+void rn_core_trim(struct rn_core *c, size_t keep);
+#define RN_SCRATCH_KEEP (16u << 20)
+
 /* Convenience for hosts without threads: run + complete. */
 void rn_core_kick_sync(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_result *res);
 

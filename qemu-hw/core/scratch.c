@@ -36,6 +36,17 @@ void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes)
     return s->buf[which];
 }
 
+void rn_core_trim(struct rn_core *c, size_t keep)
+{
+    for (int i = 0; c->scratch && i < RN_BUF_COUNT; i++) {
+        if (c->scratch->size[i] > keep) {
+            free(c->scratch->buf[i]);
+            c->scratch->buf[i] = NULL;
+            c->scratch->size[i] = 0;
+        }
+    }
+}
+
 void rn_core_destroy(struct rn_core *c)
 {
     if (c->scratch) {
