@@ -12,6 +12,9 @@ struct rn_alu_stage {
     bool alu_mem;       /* operand per channel from BRDMA (BS only) */
     bool sub;           /* ALU_ALGO 4: v - operand; else add */
     int32_t operand;    /* register operand */
+    bool mul;           /* MUL not bypassed: v · mul_operand >> shift (Q17) */
+    int16_t mul_operand;
+    uint8_t mul_shift, mul_shift_neg;   /* for products >= 0 and < 0 */
     bool relu, relux;
     int32_t relux_cmp;
 };
@@ -46,7 +49,12 @@ struct rn_conv {
     bool cpend;
     uint32_t ow_op;
     bool ew_on, ew_operand;        /* stage active; operand read from memory */
-    uint32_t ew_algo;              /* 0 max, 1 min, 2 add, 4 v - e' */
+    uint32_t ew_algo;              /* enum rn_ew_algo */
+    bool ew_mul;                   /* EW_OP_TYPE 1: v · e' */
+    bool ew_from_regs;             /* EW_OP_SRC 0: EW_OP_VALUE_[(c / 8) % 8] */
+    bool ew_per_channel;           /* EW_DATA_MODE 0: one operand per channel */
+    uint32_t ew_bytes;             /* EDATA_SIZE: 1, 2 or 4 bytes an element */
+    int32_t ew_reg[8];
     bool ew_cvt, ew_add_first, ew_half_up;
     int32_t ew_offset;
     int16_t ew_scale;
@@ -72,6 +80,17 @@ struct rn_conv {
     bool cacc_chain;               /* sums add the previous task's CACC residue */
     bool raw_acc;                  /* CORE QD_EN = 0: the raw accumulator path */
 };
+
+/* EW_ALU_ALGO values the integer pipeline implements (Q17). */
+enum rn_ew_algo { RN_EW_MAX = 0, RN_EW_MIN = 1, RN_EW_ADD = 2, RN_EW_MINUS = 4, RN_EW_ABS = 5,
+                  RN_EW_NEG = 6 };
+
+/* The DPU stages of one element, OUT_CVT included, before the output type (dpu.c). */
+int64_t rn_dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
+                     const int64_t *e);
+/* EW operands [channel][pixel] for the forms other than int8 per pixel from the ERDMA (dpu.c). */
+bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                      int32_t *ew, struct rn_task_outcome *out);
 
 /* Decode and validate; on refusal fills out->error / out->hang (logged) and returns false. */
 bool rn_conv_decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d,

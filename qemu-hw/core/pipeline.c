@@ -263,8 +263,8 @@ static bool fetch_ew(struct rn_core *c, const struct rn_mem *m, const struct rn_
 {
     size_t surf = (size_t)d->wo * d->ho * 16, nsurf = (d->co + 15) / 16;
     *ew = NULL;
-    if (!d->ew_operand) {
-        return true;
+    if (!d->ew_operand || d->ew_from_regs || d->ew_bytes != 1 || d->ew_per_channel) {
+        return true;   /* the wide forms: rn_fetch_ew_wide() */
     }
     *ew = rn_scratch(c, RN_BUF_EW, surf * nsurf);
     if (!*ew) {
@@ -281,54 +281,6 @@ static bool fetch_ew(struct rn_core *c, const struct rn_mem *m, const struct rn_
         }
     }
     return true;
-}
-
-static int64_t alu_stage(const struct rn_alu_stage *s, int64_t v, int32_t mem_operand)
-{
-    if (s->alu) {
-        int64_t op = s->alu_mem ? mem_operand : s->operand;
-        v = s->sub ? v - op : v + op;
-    }
-    return v;
-}
-
-static int64_t activate(bool relu, bool relux, int32_t cmp, int64_t v)
-{
-    if (relu) {
-        v = v < 0 ? 0 : v;
-        if (relux && v > cmp) {
-            v = cmp;
-        }
-    }
-    return rn_sat32(v);
-}
-
-/* DPU: one output element from its MAC sum and window sum (Q7-Q10), before the output type. */
-static int64_t dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
-                         const int8_t *e)
-{
-    int64_t v = acc;
-    if (d->bs.on && d->cpend) {
-        v += rn_cpend(d->ow_op, wsum);
-    }
-    v = rn_clip_truncate(v, d->trunc, d->trunc_half_up);   /* Q7: after CPEND, before bias */
-    if (d->bs.on) {
-        v = activate(d->bs.relu, d->bs.relux, d->bs.relux_cmp, alu_stage(&d->bs, v, bias));
-    }
-    if (d->bn.on) {
-        v = activate(d->bn.relu, d->bn.relux, d->bn.relux_cmp, alu_stage(&d->bn, v, 0));
-    }
-    if (d->ew_on) {
-        if (d->ew_operand) {
-            int64_t x = d->ew_cvt ? rn_ew_cvt(*e, d->ew_offset, d->ew_scale, d->ew_shift,
-                                              d->ew_add_first, d->ew_half_up)
-                                  : *e;
-            v = d->ew_algo == 0 ? (v > x ? v : x) : d->ew_algo == 1 ? (v < x ? v : x)
-              : d->ew_algo == 4 ? v - x : v + x;
-        }
-        v = activate(d->ew_relu, d->ew_relux, d->ew_relux_cmp, v);
-    }
-    return rn_out_cvt_raw(rn_sat32(v), d->out_scale, d->out_shift, d->out_offset);
 }
 
 /* Channels per 16-byte output atom. */
@@ -349,6 +301,8 @@ static uint8_t *out_at(int8_t *obuf, const struct rn_conv *d, uint32_t o, uint32
 /* Per-task DPU state: the per-channel ALU operand and whether the vector fast path applies. */
 struct dpu_ctx {
     const struct rn_conv *d;
+    const int32_t *ew32;        /* EW operands [channel][pixel] in the wide forms, or NULL */
+    size_t npix;
     int32_t *bias;              /* co entries: BRDMA bias, the register operand, or 0 */
     bool fast;
     struct rn_dpu_fast f;
@@ -386,13 +340,17 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
 {
     bool alu = d->bs.on && d->bs.alu;
     k->d = d;
+    k->ew32 = NULL;
+    k->npix = (size_t)d->wo * d->ho;
     k->cacc = k->cacc_prev = k->sums = NULL;
     k->prev_pixels = 0;
     k->bias = bias_buf;
     for (uint32_t o = 0; o < CO16(d); o++) {
         bias_buf[o] = !alu || o >= d->co_calc ? 0 : d->bs.alu_mem ? bias_mem[o] : d->bs.operand;
     }
-    k->fast = d->out_bytes == 1 && d->bs.on && !d->bs.sub && !d->bs.relu && !d->bn.on && d->trunc <= 62 &&
+    k->fast = d->out_bytes == 1 && d->bs.on && !d->bs.sub && !d->bs.mul && !d->ew_mul &&
+              (!d->ew_operand || (!d->ew_from_regs && d->ew_bytes == 1 && !d->ew_per_channel)) &&
+              (!d->ew_operand || d->ew_algo == RN_EW_ADD) && !d->bs.relu && !d->bn.on && d->trunc <= 62 &&
               !(d->out_shift >> 30) && shift_ok(d->out_shift & 0xFFF) &&
               (!d->ew_on || (d->ew_operand && d->ew_algo == 2 && d->ew_cvt && d->ew_add_first &&
                              !d->ew_half_up && !d->ew_relu && shift_ok(d->ew_shift) &&
@@ -430,8 +388,9 @@ static void dpu_pixel(const struct dpu_ctx *k, const int32_t *acc, const int32_t
             continue;
         }
         for (size_t l = 0; l < n; l++) {
-            int64_t r = dpu_value(d, acc[o0 + l], wsum[o0 + l], k->bias[o0 + l],
-                                  e ? e + l : NULL);
+            int64_t ev = k->ew32 ? k->ew32[(o0 + l) * k->npix + pix] : e ? e[l] : 0;
+            int64_t r = rn_dpu_value(d, acc[o0 + l], wsum[o0 + l], k->bias[o0 + l],
+                                     k->ew32 || e ? &ev : NULL);
             rn_out_store(out_at(obuf, d, o0 + l, pix / d->wo, pix % d->wo), r, d->out_prec);
         }
     }
@@ -625,6 +584,17 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
         return;
     }
     dpu_setup(&k, d, bias, bias_buf);
+    if (d->ew_operand && !ew) {
+        int32_t *ew32 = rn_scratch(c, RN_BUF_EW32, (size_t)d->co_calc * k.npix * sizeof(int32_t));
+        if (!ew32) {
+            out->error |= RN_ERR_DMA_READ;
+            return;
+        }
+        if (!rn_fetch_ew_wide(c, mem, d, ew32, out)) {
+            return;
+        }
+        k.ew32 = ew32;
+    }
     if (d->raw_acc && !cacc_setup(c, d, &k, out)) {
         return;
     }

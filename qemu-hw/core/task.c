@@ -16,8 +16,13 @@ static bool refuse(struct rn_core *c, struct rn_task_outcome *out, enum rn_log_k
 }
 
 static void decode_alu_stage(struct rn_alu_stage *s, uint32_t cfg, uint32_t alu_cfg,
-                             uint32_t relux_cmp)
+                             uint32_t relux_cmp, uint32_t mul_cfg, uint32_t shift_neg)
 {
+    /* BS_MUL_CFG and BN_MUL_CFG share their layout too (Q17) */
+    s->mul = !F(cfg, DPU, BS_CFG, BS_MUL_BYPASS);
+    s->mul_operand = (int16_t)F(mul_cfg, DPU, BS_MUL_CFG, BS_MUL_OPERAND);
+    s->mul_shift = (uint8_t)F(mul_cfg, DPU, BS_MUL_CFG, BS_MUL_SHIFT_VALUE);
+    s->mul_shift_neg = (uint8_t)shift_neg;
     /* BS_CFG and BN_CFG share their field layout. */
     s->on = !F(cfg, DPU, BS_CFG, BS_BYPASS);
     s->alu = !F(cfg, DPU, BS_CFG, BS_ALU_BYPASS);
@@ -30,14 +35,16 @@ static void decode_alu_stage(struct rn_alu_stage *s, uint32_t cfg, uint32_t alu_
 }
 
 /* Checks shared by BS and BN: what the model does not implement. */
-static const char *alu_stage_unimp(const struct rn_alu_stage *s, uint32_t cfg)
+static const char *alu_stage_unimp(const struct rn_alu_stage *s, uint32_t cfg, uint32_t mul_cfg)
 {
     uint32_t algo = F(cfg, DPU, BS_CFG, BS_ALU_ALGO);
     if (!s->on) {
         return NULL;
     }
-    if (!F(cfg, DPU, BS_CFG, BS_MUL_BYPASS)) {
-        return "BS/BN multiplier stage";
+    if (s->mul && (F(mul_cfg, DPU, BS_MUL_CFG, BS_MUL_SRC) ||
+                   F(mul_cfg, DPU, BS_MUL_CFG, BS_TRUNCATE_SRC) ||
+                   F(cfg, DPU, BS_CFG, BS_MUL_PRELU))) {
+        return "BS/BN multiplier operand from memory, or PReLU";
     }
     if (s->alu && algo != 2 && algo != 4) {
         return "BS/BN ALU algorithm other than add/minus";
@@ -152,10 +159,12 @@ static bool decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     if (d->co_calc > d->co) {
         d->co_calc = d->co;
     }
-    decode_alu_stage(&d->bs, R(DPU_BS_CFG), R(DPU_BS_ALU_CFG), R(DPU_BS_RELUX_CMP_VALUE));
-    decode_alu_stage(&d->bn, R(DPU_BN_CFG), R(DPU_BN_ALU_CFG), R(DPU_BN_RELUX_CMP_VALUE));
-    if ((why = alu_stage_unimp(&d->bs, R(DPU_BS_CFG))) ||
-        (why = alu_stage_unimp(&d->bn, R(DPU_BN_CFG)))) {
+    decode_alu_stage(&d->bs, R(DPU_BS_CFG), R(DPU_BS_ALU_CFG), R(DPU_BS_RELUX_CMP_VALUE),
+                     R(DPU_BS_MUL_CFG), F(fmt, DPU, DATA_FORMAT, BS_MUL_SHIFT_VALUE_NEG));
+    decode_alu_stage(&d->bn, R(DPU_BN_CFG), R(DPU_BN_ALU_CFG), R(DPU_BN_RELUX_CMP_VALUE),
+                     R(DPU_BN_MUL_CFG), F(fmt, DPU, DATA_FORMAT, BN_MUL_SHIFT_VALUE_NEG));
+    if ((why = alu_stage_unimp(&d->bs, R(DPU_BS_CFG), R(DPU_BS_MUL_CFG))) ||
+        (why = alu_stage_unimp(&d->bn, R(DPU_BN_CFG), R(DPU_BN_MUL_CFG)))) {
         return refuse(c, out, RN_LOG_UNIMP, why);
     }
     if (d->bn.on && d->bn.alu && d->bn.alu_mem) {
@@ -185,12 +194,21 @@ static bool decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     }
     if (d->ew_operand) {
         uint32_t algo = F(ew, DPU, EW_CFG, EW_ALU_ALGO), sc = R(DPU_EW_CVT_SCALE_VALUE);
-        if (F(ew, DPU, EW_CFG, EW_OP_TYPE) || !F(ew, DPU, EW_CFG, EW_OP_SRC) ||
-            F(ew, DPU, EW_CFG, EDATA_SIZE) != 1 || F(ew, DPU, EW_CFG, EW_DATA_MODE) != 1 ||
-            (algo != 0 && algo != 1 && algo != 2 && algo != 4) ||
-            F(sc, DPU, EW_CVT_SCALE_VALUE, EW_TRUNCATE)) {
+        uint32_t size = F(ew, DPU, EW_CFG, EDATA_SIZE), mode = F(ew, DPU, EW_CFG, EW_DATA_MODE);
+        d->ew_mul = F(ew, DPU, EW_CFG, EW_OP_TYPE);
+        d->ew_from_regs = !F(ew, DPU, EW_CFG, EW_OP_SRC);
+        d->ew_bytes = size == 1 ? 1 : size == 2 ? 2 : size == 3 ? 4 : 0;
+        d->ew_per_channel = mode == 0;
+        if ((!d->ew_from_regs && (!d->ew_bytes || mode > 1)) || F(ew, DPU, EW_CFG, EW_MUL_PRELU) ||
+            (!d->ew_mul && (algo == 3 || algo > 6)) ||
+            F(sc, DPU, EW_CVT_SCALE_VALUE, EW_TRUNCATE) ||
+            F(fmt, DPU, DATA_FORMAT, EW_TRUNCATE_NEG)) {
             return refuse(c, out, RN_LOG_UNIMP,
-                          "EW operand other than an int8 per-pixel ERDMA add/minus/max/min");
+                          "EW operand: 4-bit or per-channel-by-pixel data, PReLU, DIV/FLOOR/CEIL "
+                          "(floating semantics) or EW_TRUNCATE");
+        }
+        for (int n = 0; n < 8; n++) {
+            d->ew_reg[n] = (int32_t)c->regs[(RN_DPU_EW_OP_VALUE_0 + 4 * n) / 4];
         }
         d->ew_algo = algo;
         d->ew_cvt = !F(ew, DPU, EW_CFG, EW_OP_CVT_BYPASS);
@@ -218,7 +236,7 @@ static bool decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     uint32_t comb = F(fm, DPU_RDMA, FEATURE_MODE_CFG, COMB_USE);
 
     if (!(op_en & RN_OPEN_DPU_RDMA)) {
-        if (d->ew_operand) {
+        if (d->ew_operand && !d->ew_from_regs) {
             return refuse(c, out, RN_LOG_GUEST_ERROR, "EW operand but DPU_RDMA not enabled");
         }
         return true;
@@ -227,21 +245,26 @@ static bool decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
         F(R(DPU_RDMA_NRDMA_CFG), DPU_RDMA, NRDMA_CFG, NRDMA_DATA_USE)) {
         return refuse(c, out, RN_LOG_UNIMP, "BRDMA/NRDMA data other than a dense int32 bias");
     }
-    if (!d->ew_operand) {
+    if (!d->ew_operand || d->ew_from_regs) {
         return true;
     }
     if (F(er, DPU_RDMA, ERDMA_CFG, ERDMA_DISABLE)) {
         return refuse(c, out, RN_LOG_GUEST_ERROR, "EW operand from a disabled ERDMA");
     }
-    if (F(er, DPU_RDMA, ERDMA_CFG, ERDMA_DATA_SIZE) != 1 ||
-        F(er, DPU_RDMA, ERDMA_CFG, ERDMA_DATA_MODE) != 1) {
-        return refuse(c, out, RN_LOG_UNIMP, "ERDMA data other than int8 per pixel");
+    if (F(er, DPU_RDMA, ERDMA_CFG, ERDMA_DATA_SIZE) != F(R(DPU_EW_CFG), DPU, EW_CFG, EDATA_SIZE) ||
+        F(er, DPU_RDMA, ERDMA_CFG, ERDMA_DATA_MODE) !=
+            F(R(DPU_EW_CFG), DPU, EW_CFG, EW_DATA_MODE)) {
+        return refuse(c, out, RN_LOG_GUEST_ERROR, "ERDMA data size or mode differs from EW_CFG's");
     }
     if (F(R(DPU_RDMA_DATA_CUBE_WIDTH), DPU_RDMA, DATA_CUBE_WIDTH, WIDTH) + 1 != d->wo ||
         F(R(DPU_RDMA_DATA_CUBE_HEIGHT), DPU_RDMA, DATA_CUBE_HEIGHT, HEIGHT) + 1 != d->ho) {
         return refuse(c, out, RN_LOG_GUEST_ERROR, "DPU_RDMA cube differs from the DPU cube");
     }
     d->ew_two_streams = comb & 1;
+    if (d->ew_two_streams && (d->ew_bytes != 1 || d->ew_per_channel)) {
+        return refuse(c, out, RN_LOG_UNIMP, "two ERDMA streams (COMB_USE) of other than int8 "
+                      "per-pixel data");
+    }
     d->ew_src = R(DPU_RDMA_SRC_BASE_ADDR);
     d->ew_base = R(DPU_RDMA_EW_BASE_ADDR);
     d->ew_notch_src = R(DPU_RDMA_SURF_NOTCH) & ~0xFu;

@@ -335,8 +335,10 @@ def decode(r, opn):
         raise Refused
     t.co = r.f("DPU_DATA_CUBE_CHANNEL", "CHANNEL") + 1
     t.co_calc = min(r.f("DPU_DATA_CUBE_CHANNEL", "ORIG_CHANNEL") + 1, t.co)
-    t.bs = stage(r["DPU_BS_CFG"], s32(r["DPU_BS_ALU_CFG"]), s32(r["DPU_BS_RELUX_CMP_VALUE"]))
-    t.bn = stage(r["DPU_BN_CFG"], s32(r["DPU_BN_ALU_CFG"]), s32(r["DPU_BN_RELUX_CMP_VALUE"]))
+    t.bs = stage(r["DPU_BS_CFG"], s32(r["DPU_BS_ALU_CFG"]), s32(r["DPU_BS_RELUX_CMP_VALUE"]),
+                 r["DPU_BS_MUL_CFG"], field("DPU_DATA_FORMAT", "BS_MUL_SHIFT_VALUE_NEG", fmt))
+    t.bn = stage(r["DPU_BN_CFG"], s32(r["DPU_BN_ALU_CFG"]), s32(r["DPU_BN_RELUX_CMP_VALUE"]),
+                 r["DPU_BN_MUL_CFG"], field("DPU_DATA_FORMAT", "BN_MUL_SHIFT_VALUE_NEG", fmt))
     if t.bn["on"] and t.bn["alu"] and t.bn["mem"]:
         raise Refused
     t.cpend = t.bs["on"] and not r.f("DPU_BS_OW_CFG", "OD_BYPASS")
@@ -358,11 +360,18 @@ def decode(r, opn):
         t.ew_cmp = s32(r["DPU_EW_RELUX_CMP_VALUE"])
     if t.ew_op:
         algo, sc = field("DPU_EW_CFG", "EW_ALU_ALGO", ew), r["DPU_EW_CVT_SCALE_VALUE"]
-        if field("DPU_EW_CFG", "EW_OP_TYPE", ew) or not field("DPU_EW_CFG", "EW_OP_SRC", ew) or \
-                field("DPU_EW_CFG", "EDATA_SIZE", ew) != 1 or \
-                field("DPU_EW_CFG", "EW_DATA_MODE", ew) != 1 or algo not in (0, 1, 2, 4) or \
-                field("DPU_EW_CVT_SCALE_VALUE", "EW_TRUNCATE", sc):
+        size, mode = field("DPU_EW_CFG", "EDATA_SIZE", ew), field("DPU_EW_CFG", "EW_DATA_MODE", ew)
+        t.ew_mul = bool(field("DPU_EW_CFG", "EW_OP_TYPE", ew))
+        t.ew_regs = not field("DPU_EW_CFG", "EW_OP_SRC", ew)
+        t.ew_bytes = {1: 1, 2: 2, 3: 4}.get(size, 0)
+        t.ew_mode = mode
+        if (not t.ew_regs and (not t.ew_bytes or mode > 1)) or \
+                field("DPU_EW_CFG", "EW_MUL_PRELU", ew) or \
+                (not t.ew_mul and algo not in (0, 1, 2, 4, 5, 6)) or \
+                field("DPU_EW_CVT_SCALE_VALUE", "EW_TRUNCATE", sc) or \
+                field("DPU_DATA_FORMAT", "EW_TRUNCATE_NEG", fmt):
             raise Refused
+        t.ew_values = [s32(r[f"DPU_EW_OP_VALUE_{n}"]) for n in range(8)]
         t.ew_algo = algo
         t.ew_cvt = not field("DPU_EW_CFG", "EW_OP_CVT_BYPASS", ew)
         t.ew_add_first = bool(field("DPU_EW_CFG", "EW_CVT_TYPE", ew))
@@ -379,23 +388,27 @@ def decode(r, opn):
     # DPU_RDMA
     rfm, er = r["DPU_RDMA_FEATURE_MODE_CFG"], r["DPU_RDMA_ERDMA_CFG"]
     comb = field("DPU_RDMA_FEATURE_MODE_CFG", "COMB_USE", rfm)
+    wide = t.ew_op and (t.ew_regs or t.ew_bytes != 1 or t.ew_mode == 0)
     if not opn & 0x10:
-        if t.ew_op:
+        if t.ew_op and not t.ew_regs:
             raise Refused
     else:
         if r.f("DPU_RDMA_BRDMA_CFG", "BRDMA_DATA_USE") & ~1 or \
                 r.f("DPU_RDMA_NRDMA_CFG", "NRDMA_DATA_USE"):
             raise Refused
-        if t.ew_op:
+        if t.ew_op and not t.ew_regs:
             if field("DPU_RDMA_ERDMA_CFG", "ERDMA_DISABLE", er):
                 raise Refused
-            if field("DPU_RDMA_ERDMA_CFG", "ERDMA_DATA_SIZE", er) != 1 or \
-                    field("DPU_RDMA_ERDMA_CFG", "ERDMA_DATA_MODE", er) != 1:
+            if field("DPU_RDMA_ERDMA_CFG", "ERDMA_DATA_SIZE", er) != \
+                    field("DPU_EW_CFG", "EDATA_SIZE", ew) or \
+                    field("DPU_RDMA_ERDMA_CFG", "ERDMA_DATA_MODE", er) != t.ew_mode:
                 raise Refused
             if (r.f("DPU_RDMA_DATA_CUBE_WIDTH", "WIDTH") + 1,
                     r.f("DPU_RDMA_DATA_CUBE_HEIGHT", "HEIGHT") + 1) != (t.wo, t.ho):
                 raise Refused
             t.two = bool(comb & 1)
+            if t.two and wide:
+                raise Refused
             t.ew_src, t.ew_base = r["DPU_RDMA_SRC_BASE_ADDR"], r["DPU_RDMA_EW_BASE_ADDR"]
             t.notch = (r["DPU_RDMA_SURF_NOTCH"] & ~0xF, r["DPU_RDMA_EW_SURF_NOTCH"] & ~0xF)
             t.ew_stride = r["DPU_RDMA_EW_SURF_STRIDE"] & ~0xF
@@ -521,16 +534,25 @@ def apply_quirks(r, t, q):
             t.surf_written = bad[0] + 1
 
 
-def stage(cfg, operand, cmp):
-    """BS_CFG / BN_CFG share a layout."""
+def stage(cfg, operand, cmp, mul_cfg=0, shift_neg=0):
+    """BS_CFG / BN_CFG (and BS_MUL_CFG / BN_MUL_CFG) share a layout (Q9, Q17)."""
     bit = lambda n: (cfg >> n) & 1
-    if not bit(0) and not bit(4):
-        raise Refused                        # multiplier
+    mul = not bit(0) and not bit(4)
+    if mul and (mul_cfg & 3 or bit(5)):
+        raise Refused                        # multiplier from memory, TRUNCATE_SRC, PReLU
     algo = (cfg >> 16) & 0xF
     if not bit(0) and not bit(1) and algo not in (2, 4):
         raise Refused
     return {"on": not bit(0), "alu": not bit(1), "mem": bool(bit(8)), "sub": algo == 4,
-            "operand": operand, "relu": not bit(6), "relux": bool(bit(7)), "cmp": cmp}
+            "operand": operand, "relu": not bit(6), "relux": bool(bit(7)), "cmp": cmp,
+            "mul": mul, "c": s16(mul_cfg >> 16), "shift": (mul_cfg >> 8) & 0x3F,
+            "shift_neg": shift_neg}
+
+
+def mul(v, s):
+    """Q17: v * C, shifted by the shift of the product's sign, ties to even, int32."""
+    p = v * s["c"]
+    return sat32(np.where(p >= 0, rshift_round(p, s["shift"]), rshift_round(p, s["shift_neg"])))
 
 
 def cvt_byte(t, raw, ch):
@@ -634,14 +656,19 @@ def compute(t, mem):
             bias[:] = t.bs["operand"]
     e = None
     if t.ew_op:
-        e = fetch_ew(t, mem)
+        e = fetch_ew_wide(t, mem) if t.ew_regs or t.ew_bytes != 1 or t.ew_mode == 0 else \
+            fetch_ew(t, mem)
     v = acc + t.ow_op * S if t.bs["on"] and t.cpend else acc
     v = rshift_round(v, t.trunc, t.trunc_up)          # Q7: truncate after CPEND, before bias
-    if t.bs["on"]:
+    if t.bs["on"]:                                     # BS: ALU, then MUL (Q17)
         if t.bs["alu"]:
-            v = v - bias if t.bs["sub"] else v + bias
+            v = sat32(v - bias if t.bs["sub"] else v + bias)
+        if t.bs["mul"]:
+            v = mul(v, t.bs)
         v = activate(v, t.bs)
-    if t.bn["on"]:
+    if t.bn["on"]:                                     # BN: MUL, then ALU
+        if t.bn["mul"]:
+            v = mul(v, t.bn)
         if t.bn["alu"]:
             v = v - t.bn["operand"] if t.bn["sub"] else v + t.bn["operand"]
         v = activate(v, t.bn)
@@ -653,7 +680,12 @@ def compute(t, mem):
                     x = rshift_round((x + t.ew_offset) * t.ew_scale, t.ew_shift, t.ew_half_up)
                 else:
                     x = rshift_round(x * t.ew_scale, t.ew_shift, t.ew_half_up) + t.ew_offset
-            v = {0: np.maximum(v, x), 1: np.minimum(v, x), 2: v + x, 4: v - x}[t.ew_algo]
+            if t.ew_mul:                                # 32-bit data: low 16 bits, signed
+                v = v * ((((x & 0xFFFF) ^ 0x8000) - 0x8000) if t.ew_bytes == 4 else x)
+            else:
+                v = {0: lambda: np.maximum(v, x), 1: lambda: np.minimum(v, x),
+                     2: lambda: v + x, 4: lambda: v - x, 5: lambda: np.abs(v),
+                     6: lambda: -v}[t.ew_algo]()
         v = activate(v, {"relu": t.ew_relu, "relux": t.ew_relux, "cmp": t.ew_cmp})
     return out_cvt(sat32(v), *t.out)             # [ho, wo, co_calc], before the output type
 
@@ -713,6 +745,28 @@ def fetch_ew(t, mem):
             base, off = t.ew_base, j * t.ew_stride
         raw = np.frombuffer(mem.read((base + t.dma_base + off) % (1 << 32), surf), dtype=np.int8)
         e[:, :, 16 * j:16 * j + 16] = raw.reshape(t.ho, t.wo, 16)
+    return e
+
+
+def fetch_ew_wide(t, mem):
+    """Q17: the EW operand e[ho, wo, co_calc] from the registers (EW_OP_VALUE_[(c/8)%8]) or from
+    the ERDMA as 1/2/4-byte elements, C2 = 16/e an atom, per pixel or one per channel."""
+    e = np.zeros((t.ho, t.wo, t.co_calc), dtype=np.int64)
+    if t.ew_regs:
+        e[:, :, :] = [t.ew_values[(c // 8) % 8] for c in range(t.co_calc)]
+        return e
+    c2, eb = 16 // t.ew_bytes, t.ew_bytes
+    for c in range(t.co_calc):
+        off = (c // c2) * t.ew_stride + (c % c2) * eb
+        if t.ew_mode == 0:
+            raw = mem.read((t.ew_base + t.dma_base + off) % (1 << 32), eb)
+            e[:, :, c] = int.from_bytes(raw, "little", signed=True)
+        else:
+            surf = mem.read((t.ew_base + t.dma_base + off - (c % c2) * eb) % (1 << 32),
+                            t.wo * t.ho * 16)
+            px = np.frombuffer(surf, dtype=np.uint8).reshape(t.ho, t.wo, 16)
+            px = px[:, :, (c % c2) * eb:(c % c2 + 1) * eb].copy().view(f"<i{eb}")
+            e[:, :, c] = px[:, :, 0]
     return e
 
 

@@ -1,0 +1,131 @@
+/*
+ * The DPU's integer stages for one element (HARDWARE-UNKNOWNS Q7-Q10, Q17):
+ * BS (CPEND, CLIP_TRUNCATE, ALU, MUL, ReLU) → BN (MUL, ALU, ReLU) → EW (operand converter, ALU or
+ * MUL, ReLU) → OUT_CVT, and the EW operand in the forms the ERDMA and the registers give it.
+ */
+#include "conv.h"
+
+/* Q17: MUL with a 16-bit operand, shifted right by the shift for the product's sign (RNE). */
+static int64_t mul_stage(const struct rn_alu_stage *s, int64_t v)
+{
+    int64_t p = v * s->mul_operand;
+    return rn_sat32(rn_round_shift(p, p >= 0 ? s->mul_shift : s->mul_shift_neg, false));
+}
+
+static int64_t alu_stage(const struct rn_alu_stage *s, int64_t v, int32_t mem_operand)
+{
+    if (s->alu) {
+        int64_t op = s->alu_mem ? mem_operand : s->operand;
+        v = s->sub ? v - op : v + op;
+    }
+    return v;
+}
+
+static int64_t activate(bool relu, bool relux, int32_t cmp, int64_t v)
+{
+    if (relu) {
+        v = v < 0 ? 0 : v;
+        if (relux && v > cmp) {
+            v = cmp;
+        }
+    }
+    return rn_sat32(v);
+}
+
+/* EW operation of the main value v and the operand e (Q17). */
+static int64_t ew_stage(const struct rn_conv *d, int64_t v, int64_t e)
+{
+    int64_t x = d->ew_cvt ? rn_ew_cvt(e, d->ew_offset, d->ew_scale, d->ew_shift,
+                                      d->ew_add_first, d->ew_half_up)
+                          : e;
+    if (d->ew_mul) {   /* 32-bit data: the operand's low 16 bits, signed */
+        return v * (d->ew_bytes == 4 ? (int64_t)(int16_t)x : x);
+    }
+    switch (d->ew_algo) {
+    case RN_EW_MAX: return v > x ? v : x;
+    case RN_EW_MIN: return v < x ? v : x;
+    case RN_EW_MINUS: return v - x;
+    case RN_EW_ABS: return v < 0 ? -v : v;
+    case RN_EW_NEG: return -v;
+    default: return v + x;
+    }
+}
+
+int64_t rn_dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
+                     const int64_t *e)
+{
+    int64_t v = acc;
+    if (d->bs.on && d->cpend) {
+        v += rn_cpend(d->ow_op, wsum);
+    }
+    v = rn_clip_truncate(v, d->trunc, d->trunc_half_up);   /* Q7: after CPEND, before bias */
+    if (d->bs.on) {   /* BS: ALU, then MUL */
+        v = rn_sat32(alu_stage(&d->bs, v, bias));
+        v = d->bs.mul ? mul_stage(&d->bs, v) : v;
+        v = activate(d->bs.relu, d->bs.relux, d->bs.relux_cmp, v);
+    }
+    if (d->bn.on) {   /* BN: MUL, then ALU */
+        v = d->bn.mul ? mul_stage(&d->bn, v) : v;
+        v = activate(d->bn.relu, d->bn.relux, d->bn.relux_cmp, alu_stage(&d->bn, v, 0));
+    }
+    if (d->ew_on) {
+        if (d->ew_operand) {
+            v = ew_stage(d, v, e ? *e : 0);
+        }
+        v = activate(d->ew_relu, d->ew_relux, d->ew_relux_cmp, v);
+    }
+    return rn_out_cvt_raw(rn_sat32(v), d->out_scale, d->out_shift, d->out_offset);
+}
+
+/* Little-endian signed element of 1, 2 or 4 bytes. */
+static int32_t element(const uint8_t *p, uint32_t bytes)
+{
+    uint32_t u = 0;
+    for (uint32_t i = 0; i < bytes; i++) {
+        u |= (uint32_t)p[i] << (8 * i);
+    }
+    return bytes == 1 ? (int8_t)u : bytes == 2 ? (int16_t)u : (int32_t)u;
+}
+
+/*
+ * Q17: the EW operand of every computed channel as int32 [channel][pixel], for the forms the
+ * int8 fast path does not take: 16- and 32-bit elements (C2 = 16 / bytes channels an atom),
+ * one value per channel (EW_DATA_MODE 0), or the EW_OP_VALUE registers (EW_OP_SRC 0).
+ */
+bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                      int32_t *ew, struct rn_task_outcome *out)
+{
+    size_t npix = (size_t)d->wo * d->ho, surf = npix * 16;
+    uint32_t c2 = 16 / d->ew_bytes, nsurf = (d->co_calc + c2 - 1) / c2;
+    uint8_t *raw;
+    if (d->ew_from_regs) {
+        for (uint32_t o = 0; o < d->co_calc; o++) {
+            for (size_t p = 0; p < npix; p++) {
+                ew[o * npix + p] = d->ew_reg[(o / 8) % 8];
+            }
+        }
+        return true;
+    }
+    raw = rn_scratch(c, RN_BUF_ROW, d->ew_per_channel ? 16 : surf);
+    if (!raw) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    for (uint32_t j = 0; j < nsurf; j++) {
+        uint32_t addr = d->ew_base + d->dma_base + j * d->ew_surf_stride;
+        size_t len = d->ew_per_channel ? 16 : surf;
+        out->st.bytes_read += len;
+        if (m->read(m->opaque, addr, raw, len)) {
+            out->error |= RN_ERR_DMA_READ;
+            return false;
+        }
+        for (uint32_t l = 0; l < c2 && j * c2 + l < d->co_calc; l++) {
+            uint32_t o = j * c2 + l;
+            for (size_t p = 0; p < npix; p++) {
+                size_t at = (d->ew_per_channel ? 0 : p * 16) + (size_t)l * d->ew_bytes;
+                ew[o * npix + p] = element(raw + at, d->ew_bytes);
+            }
+        }
+    }
+    return true;
+}
