@@ -1,8 +1,9 @@
 /*
- * The MAC loops, written plainly so the compiler vectorises them, and instantiated three times:
- * generic, AVX2 and AVX-512 VNNI (where u8 x s8 dot products become vpdpbusd).
+ * The MAC loops: the generic C path (written plainly so the compiler vectorises what it can), the
+ * AVX-512 VNNI path (vpdpbusd), and the run-time choice among those this build has (the AVX2 and
+ * AVX-VNNI paths are in kernels-x86.c, the NEON ones in kernels-arm.c).
  */
-#include "kernels.h"
+#include "kernels-impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,10 @@ INLINE void gemm_body(const uint8_t *patch, size_t npix, const int8_t *w, size_t
         for (size_t o = 0; o < nout_pad; o += 4) {
             const int8_t *w0 = w + o * kp, *w1 = w0 + kp, *w2 = w1 + kp, *w3 = w2 + kp;
             int32_t s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-            for (size_t i = 0; i < kp; i += RN_KP_ALIGN) {
-                for (size_t j = i; j < i + RN_KP_ALIGN; j++) {
-                    int32_t x0 = a0[j], x1 = a1[j];
-                    s00 += x0 * w0[j]; s01 += x0 * w1[j]; s02 += x0 * w2[j]; s03 += x0 * w3[j];
-                    s10 += x1 * w0[j]; s11 += x1 * w1[j]; s12 += x1 * w2[j]; s13 += x1 * w3[j];
-                }
+            for (size_t j = 0; j < kp; j++) {
+                int32_t x0 = a0[j], x1 = a1[j];
+                s00 += x0 * w0[j]; s01 += x0 * w1[j]; s02 += x0 * w2[j]; s03 += x0 * w3[j];
+                s10 += x1 * w0[j]; s11 += x1 * w1[j]; s12 += x1 * w2[j]; s13 += x1 * w3[j];
             }
             int32_t *r0 = acc + p * nout_pad + o;
             r0[0] = s00; r0[1] = s01; r0[2] = s02; r0[3] = s03;
@@ -50,6 +49,16 @@ INLINE void dw_body(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *
         int32_t a = (int32_t)src[c] - 128;
         acc[c] += a * w[c];
         sum[c] += a;
+    }
+}
+
+INLINE void dw_pixel_body(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                          const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n)
+{
+    for (uint32_t ky = 0; ky < kh; ky++) {
+        for (uint32_t kx = 0; kx < kw; kx++) {
+            dw_body(src + ky * row + kx * col, w + ((size_t)ky * kw + kx) * wstride, acc, sum, n);
+        }
     }
 }
 
@@ -107,59 +116,100 @@ INLINE void dpu_body(const struct rn_dpu_fast *f, const int32_t *restrict acc,
     }
 }
 
-#define DEFINE_ISA(suffix, attr)                                                              \
-    attr __attribute__((unused)) /* VNNI uses gemm_vnni_blocked */                           \
-    static void gemm_##suffix(const uint8_t *a, size_t np, const int8_t *w, size_t no,        \
-                                   size_t kp, int32_t *acc)                                  \
-    { gemm_body(a, np, w, no, kp, acc); }                                                     \
-    attr static void dw_##suffix(const uint8_t *s, const int8_t *w, int32_t *acc,            \
-                                 int32_t *sum, size_t n)                                     \
-    { dw_body(s, w, acc, sum, n); }                                                           \
-    attr static uint32_t sum_##suffix(const uint8_t *p, size_t n) { return sum_body(p, n); } \
-    attr __attribute__((unused)) /* VNNI uses dpu_vnni16 */                                  \
-    static void dpu_##suffix(const struct rn_dpu_fast *f, const int32_t *acc,                 \
-                                  const int32_t *bias, const int32_t *wsum, const int8_t *e,   \
-                                  int8_t *out)                                                \
-    { dpu_body(f, acc, bias, wsum, e, out); }
+static void gemm_generic(const uint8_t *a, size_t np, const int8_t *w, size_t no, size_t kp,
+                         int32_t *acc)
+{
+    gemm_body(a, np, w, no, kp, acc);
+}
 
-DEFINE_ISA(generic, )
+static void dw_generic(const uint8_t *s, const int8_t *w, int32_t *acc, int32_t *sum, size_t n)
+{
+    dw_body(s, w, acc, sum, n);
+}
+
+static void dw_pixel_generic(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                             const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum,
+                             size_t n)
+{
+    dw_pixel_body(src, row, col, kh, kw, w, wstride, acc, sum, n);
+}
+
+static uint32_t sum_generic(const uint8_t *p, size_t n)
+{
+    return sum_body(p, n);
+}
+
+static void dpu_generic(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                        const int32_t *wsum, const int8_t *e, size_t es, int8_t *out, size_t os,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dpu_body(f, acc + 16 * i, bias + 16 * i, wsum + 16 * i, e + i * es, out + i * os);
+    }
+}
+
+static void fix_generic(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n,
+                        int32_t s, int32_t *restrict fix, int32_t *restrict wsum)
+{
+    for (size_t o = 0; o < nk; o++) {
+        fix[o] = acc[o] - 128 * wsum_w[o];
+    }
+    for (size_t o = nk; o < n; o++) {
+        fix[o] = 0;
+    }
+    for (size_t o = 0; o < n; o++) {
+        wsum[o] = s;
+    }
+}
+
+static size_t plain_packed_size(size_t nout_pad, size_t kp)
+{
+    return nout_pad * kp;
+}
+
+static void plain_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    memcpy(packed, w, nout_pad * kp);
+}
+
+size_t rn_dot16_packed_size(size_t nout_pad, size_t kp)
+{
+    return (nout_pad + 15) / 16 * 16 * ((kp + 3) / 4 * 4);
+}
+
+void rn_dot16_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    size_t nob = (nout_pad + 15) / 16, kg = (kp + 3) / 4;
+    for (size_t ob = 0; ob < nob; ob++) {
+        for (size_t k = 0; k < kg; k++) {
+            int8_t *dst = packed + (ob * kg + k) * 64;
+            size_t n = kp - k * 4 < 4 ? kp - k * 4 : 4;
+            memset(dst, 0, 64);
+            for (size_t l = 0; l < 16 && ob * 16 + l < nout_pad; l++) {
+                memcpy(dst + l * 4, w + (ob * 16 + l) * kp + k * 4, n);
+            }
+        }
+    }
+}
+
+const struct rn_kernel_impl rn_kernels_generic = {
+    .name = "generic", .gemm = gemm_generic, .packed_size = plain_packed_size,
+    .pack = plain_pack, .dw = dw_generic, .dw_pixel = dw_pixel_generic, .sum = sum_generic,
+    .dpu = dpu_generic, .fix = fix_generic,
+};
+
 #if defined(__x86_64__) && defined(__GNUC__)
-DEFINE_ISA(avx2, __attribute__((target("avx2"))))
 #ifdef __clang__
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni"
 #else
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,prefer-vector-width=512"
 #endif
-DEFINE_ISA(vnni, __attribute__((target(VNNI_TARGET))))
 
 /*
  * VNNI GEMM on weights blocked as [o / 16][i / 4][o % 16][i % 4]: one broadcast of 4 input bytes
  * times one 64-byte weight load gives 16 outputs' partial sums (vpdpbusd), so no horizontal
  * reduction is needed. 4 pixels x 32 outputs per step keep 8 accumulators in registers.
  */
-static size_t vnni_packed_size(size_t nout_pad, size_t kp)
-{
-    return (nout_pad + 15) / 16 * 16 * kp;
-}
-
-static void vnni_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
-{
-    size_t nob = (nout_pad + 15) / 16;
-    for (size_t ob = 0; ob < nob; ob++) {
-        for (size_t k = 0; k < kp / 4; k++) {
-            int8_t *dst = packed + (ob * (kp / 4) + k) * 64;
-            for (size_t l = 0; l < 16; l++) {
-                size_t o = ob * 16 + l;
-                if (o < nout_pad) {
-                    memcpy(dst + l * 4, w + o * kp + k * 4, 4);
-                } else {
-                    memset(dst + l * 4, 0, 4);
-                }
-            }
-        }
-    }
-}
-
 __attribute__((target(VNNI_TARGET))) static inline __m512i bcast4(const uint8_t *p)
 {
     int32_t v;
@@ -254,63 +304,102 @@ static void dpu_vnni8(const struct rn_dpu_fast *f, const int32_t *acc, const int
 }
 
 __attribute__((target(VNNI_TARGET)))
-static void dpu_vnni16(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
-                       const int32_t *wsum, const int8_t *e, int8_t *out)
+static void dpu_vnni(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                     const int32_t *wsum, const int8_t *e, size_t es, int8_t *out, size_t os,
+                     size_t n)
 {
-    dpu_vnni8(f, acc, bias, wsum, e, out);
-    dpu_vnni8(f, acc + 8, bias + 8, wsum + 8, e + 8, out + 8);
+    for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, e += es, out += os) {
+        dpu_vnni8(f, acc, bias, wsum, e, out);
+        dpu_vnni8(f, acc + 8, bias + 8, wsum + 8, e + 8, out + 8);
+    }
+}
+
+/* The AVX-512 VNNI path: its GEMM and DPU; the depthwise and byte sums of the AVX2 path. */
+static const struct rn_kernel_impl *kernels_vnni(void)
+{
+    static const struct rn_kernel_impl vnni = {
+        .name = "avx512vnni", .gemm = gemm_vnni_blocked, .packed_size = rn_dot16_packed_size,
+        .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
+        .dpu = dpu_vnni, .fix = rn_avx2_fix,
+    };
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? &vnni
+                                                                                      : NULL;
 }
 #endif
 
-static size_t plain_packed_size(size_t nout_pad, size_t kp)
-{
-    return nout_pad * kp;
-}
-
-static void plain_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
-{
-    memcpy(packed, w, nout_pad * kp);
-}
-
-struct impl {
+/* Every path of this build, best first. */
+static const struct {
     const char *name;
-    void (*gemm)(const uint8_t *, size_t, const int8_t *, size_t, size_t, int32_t *);
-    void (*dw)(const uint8_t *, const int8_t *, int32_t *, int32_t *, size_t);
-    uint32_t (*sum)(const uint8_t *, size_t);
-    void (*dpu)(const struct rn_dpu_fast *, const int32_t *, const int32_t *, const int32_t *,
-                const int8_t *, int8_t *);
-    size_t (*packed_size)(size_t, size_t);
-    void (*pack)(const int8_t *, size_t, size_t, int8_t *);
+    const struct rn_kernel_impl *(*get)(void);   /* NULL where this CPU cannot run it */
+} paths[] = {
+#if defined(__x86_64__) && defined(__GNUC__)
+    { "avx512vnni", kernels_vnni },
+    { "avxvnni", rn_kernels_avxvnni },
+    { "avx2", rn_kernels_avx2 },
+#endif
+#if defined(__aarch64__)
+    { "neon-i8mm", rn_kernels_neon_i8mm },
+    { "neon-dot", rn_kernels_neon_dot },
+    { "neon", rn_kernels_neon },
+#endif
+    { "generic", NULL },
 };
 
-static const struct impl *pick(void)
+#define NPATHS (sizeof(paths) / sizeof(paths[0]))
+
+static const struct rn_kernel_impl *path_impl(size_t i)
 {
-    static const struct impl generic = { "generic", gemm_generic, dw_generic, sum_generic,
-                                           dpu_generic, plain_packed_size, plain_pack };
-#if defined(__x86_64__) && defined(__GNUC__)
-    static const struct impl avx2 = { "avx2", gemm_avx2, dw_avx2, sum_avx2, dpu_avx2,
-                                      plain_packed_size, plain_pack };
-    static const struct impl vnni = { "avx512vnni", gemm_vnni_blocked, dw_vnni, sum_vnni,
-                                      dpu_vnni16, vnni_packed_size, vnni_pack };
-    /* RKNPU_ISA=generic|avx2 picks a lesser path, so that tests cover every one on one host */
+    return paths[i].get ? paths[i].get() : &rn_kernels_generic;
+}
+
+const char *rn_kernels_path(size_t i, bool *runs)
+{
+    if (i >= NPATHS) {
+        return NULL;
+    }
+    *runs = path_impl(i) != NULL;
+    return paths[i].name;
+}
+
+const struct rn_kernel_impl *rn_kernels_get(const char *name)
+{
+    for (size_t i = 0; i < NPATHS; i++) {
+        if (!strcmp(paths[i].name, name)) {
+            return path_impl(i);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The best path the CPU runs; RKNPU_ISA=X starts the search at X, so that tests cover every
+ * lesser path on one host (an unknown name is ignored).
+ */
+static const struct rn_kernel_impl *pick(void)
+{
     const char *want = getenv("RKNPU_ISA");
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && (!want || !strcmp(want, vnni.name))) {
-        return &vnni;
+    size_t from = 0;
+    for (size_t i = 0; want && i < NPATHS; i++) {
+        if (!strcmp(paths[i].name, want)) {
+            from = i;
+        }
     }
-    if (__builtin_cpu_supports("avx2") && (!want || strcmp(want, generic.name))) {
-        return &avx2;
+    for (size_t i = from; i < NPATHS; i++) {
+        const struct rn_kernel_impl *k = path_impl(i);
+        if (k) {
+            return k;
+        }
     }
-#endif
-    return &generic;
+    return &rn_kernels_generic;
 }
 
 /* Picked once; every thread computes the same answer, so a race on first use is harmless. */
-static const struct impl *impl(void)
+static const struct rn_kernel_impl *impl(void)
 {
-    static const struct impl *volatile chosen;
-    const struct impl *i = chosen;
+    static const struct rn_kernel_impl *volatile chosen;
+    const struct rn_kernel_impl *i = chosen;
     if (!i) {
         chosen = i = pick();
     }
@@ -338,6 +427,12 @@ void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, 
     impl()->dw(src, w, acc, sum, n);
 }
 
+void rn_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                 const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n)
+{
+    impl()->dw_pixel(src, row, col, kh, kw, w, wstride, acc, sum, n);
+}
+
 uint32_t rn_sum_u8(const uint8_t *p, size_t n)
 {
     return impl()->sum(p, n);
@@ -346,7 +441,20 @@ uint32_t rn_sum_u8(const uint8_t *p, size_t n)
 void rn_dpu_fast_atom(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                       const int32_t *wsum, const int8_t *e, int8_t *out)
 {
-    impl()->dpu(f, acc, bias, wsum, e, out);
+    impl()->dpu(f, acc, bias, wsum, e, 0, out, 0, 1);
+}
+
+void rn_dpu_fast_atoms(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                       const int32_t *wsum, const int8_t *e, size_t e_stride, int8_t *out,
+                       size_t out_stride, size_t n)
+{
+    impl()->dpu(f, acc, bias, wsum, e, e_stride, out, out_stride, n);
+}
+
+void rn_conv_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
+                 int32_t *fix, int32_t *wsum)
+{
+    impl()->fix(acc, wsum_w, nk, n, s, fix, wsum);
 }
 
 const char *rn_kernels_isa(void)

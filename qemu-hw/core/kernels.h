@@ -6,12 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RN_KP_ALIGN 64   /* patch and weight rows are zero-padded to this many bytes */
+/*
+ * Patch and weight rows are zero-padded to a multiple of this many bytes: the 4-byte groups of
+ * vpdpbusd and SDOT/SUDOT, the byte pairs of vpmaddwd. Every kernel path takes any such kp (the
+ * wide instructions' tails are the kernels' business), so the padding wastes at most 3 MACs a row.
+ */
+#define RN_KP_ALIGN 4
 
 /*
  * acc[p * nout_pad + o] = sum_i patch[p][i] * w[o][i] for p < npix, o < nout_pad, where patch
  * rows are kp bytes of (input + 128) and w rows are kp int8 bytes; kp % RN_KP_ALIGN == 0 and
  * nout_pad % 4 == 0. The weights are passed as rn_gemm_pack laid them out (once per task).
+ * The kernel reads the npix * kp patch bytes and nothing past them.
  */
 void rn_gemm_u8s8(const uint8_t *patch, size_t npix, const int8_t *packed, size_t nout_pad,
                   size_t kp, int32_t *acc);
@@ -24,6 +30,13 @@ void rn_gemm_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed);
 
 /* Depthwise tap: acc[c] += (src[c] - 128) * w[c]; sum[c] += src[c] - 128, for c < n. */
 void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n);
+
+/*
+ * Depthwise, all kh x kw taps of one output pixel: rn_dw_tap for each tap (ky, kx) with
+ * src + ky * row + kx * col and w + (ky * kw + kx) * wstride (the sums stay in registers).
+ */
+void rn_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                 const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n);
 
 /*
  * Parameters of the DPU fast path: CPEND, CLIP_TRUNCATE, bias, optional EW add, OUT_CVT; the
@@ -44,10 +57,31 @@ struct rn_dpu_fast {
 void rn_dpu_fast_atom(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                       const int32_t *wsum, const int8_t *e, int8_t *out);
 
+/*
+ * rn_dpu_fast_atom for n atoms: atom i reads acc, bias, wsum + 16 * i and e + i * e_stride and
+ * writes out + i * out_stride.
+ */
+void rn_dpu_fast_atoms(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                       const int32_t *wsum, const int8_t *e, size_t e_stride, int8_t *out,
+                       size_t out_stride, size_t n);
+
+/*
+ * A conv output pixel's sums for the DPU: fix[o] = acc[o] - 128 * wsum_w[o] (undoing the +128 of
+ * the inputs; wsum_w[o] is kernel o's weight sum) for o < nk and 0 for nk <= o < n; wsum[o] = s
+ * (the window sum) for o < n.
+ */
+void rn_conv_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
+                 int32_t *fix, int32_t *wsum);
+
 /* Sum of n bytes. */
 uint32_t rn_sum_u8(const uint8_t *p, size_t n);
 
-/* Name of the implementation in use ("avx512vnni", "avx2", "generic"). */
+/*
+ * Name of the implementation in use, picked once per process: the best this CPU runs of
+ * "avx512vnni", "avxvnni", "avx2" (x86-64), "neon-i8mm", "neon-dot", "neon" (arm64) and
+ * "generic", or the one RKNPU_ISA names when the CPU runs it (RKNPU_ISA=X never picks a path
+ * better than X: a lesser one where the CPU cannot run X).
+ */
 const char *rn_kernels_isa(void);
 
 #endif

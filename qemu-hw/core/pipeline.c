@@ -380,13 +380,14 @@ static void dpu_pixel(const struct dpu_ctx *k, const int32_t *acc, const int32_t
     if (k->cacc) {
         acc = cacc_pass(k, acc, pix);
     }
+    if (k->fast) {   /* every atom: whole 16-lane ones (CO16) */
+        rn_dpu_fast_atoms(&k->f, acc, k->bias, wsum, ew ? ew + pix * 16 : no_ew, ew ? surf : 0,
+                          obuf + pix * 16, surf, CO16(d) / 16);
+        return;
+    }
     for (uint32_t o0 = 0; o0 < d->co_calc; o0 += 16) {
         size_t n = d->co_calc - o0 < 16 ? d->co_calc - o0 : 16, at = o0 / 16 * surf + pix * 16;
         const int8_t *e = ew ? ew + at : NULL;
-        if (k->fast) {
-            rn_dpu_fast_atom(&k->f, acc + o0, k->bias + o0, wsum + o0, e ? e : no_ew, obuf + at);
-            continue;
-        }
         for (size_t l = 0; l < n; l++) {
             int64_t ev = k->ew32 ? k->ew32[(o0 + l) * k->npix + pix] : e ? e[l] : 0;
             int64_t r = rn_dpu_value(d, acc[o0 + l], wsum[o0 + l], k->bias[o0 + l],
@@ -432,17 +433,8 @@ static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct t
         rn_gemm_u8s8(rows, d->wo, w, p->nout_pad, p->kp, acc);
         for (uint32_t x = 0; x < d->wo; x++) {
             int32_t s = (int32_t)rn_sum_u8(rows + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
-            const int32_t *a = acc + (size_t)x * p->nout_pad;
             uint32_t nk = p->nk < d->co_calc ? p->nk : d->co_calc;
-            for (uint32_t o = 0; o < nk; o++) {   /* undo the +128 of the inputs */
-                fix[o] = a[o] - 128 * p->sum[o];
-            }
-            for (uint32_t o = nk; o < d->co_calc; o++) {
-                fix[o] = 0;
-            }
-            for (uint32_t o = 0; o < d->co_calc; o++) {
-                wsum[o] = s;
-            }
+            rn_conv_fix(acc + (size_t)x * p->nout_pad, p->sum, nk, d->co_calc, s, fix, wsum);
             dpu_pixel(k, fix, wsum, (size_t)y * d->wo + x, obuf, ew);
         }
     }
@@ -463,15 +455,10 @@ static void dw_rows(struct rn_core *c, const struct rn_conv *d, const struct til
     for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
         memset(acc, 0, (size_t)d->wo * stride * sizeof(int32_t));
         memset(sum, 0, (size_t)d->wo * stride * sizeof(int32_t));
-        for (uint32_t ky = 0; ky < d->kh; ky++) {
-            for (uint32_t kx = 0; kx < d->kw; kx++) {
-                const int8_t *w = p->w + ((size_t)ky * d->kw + kx) * d->ci;
-                for (uint32_t x = 0; x < d->wo; x++) {
-                    const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp +
-                                                  (size_t)x * d->sx + kx) * d->ci;
-                    rn_dw_tap(src, w, acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
-                }
-            }
+        for (uint32_t x = 0; x < d->wo; x++) {
+            const uint8_t *src = t->px + ((size_t)y * d->sy * t->wp + (size_t)x * d->sx) * d->ci;
+            rn_dw_pixel(src, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw, p->w, d->ci,
+                        acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
         }
         for (uint32_t x = 0; x < d->wo; x++) {
             dpu_pixel(k, acc + (size_t)x * stride, sum + (size_t)x * stride,

@@ -1,0 +1,64 @@
+/*
+ * Private to the kernel files (and the kernel tests): one table of entry points per instruction
+ * set. kernels.c holds the generic C path, the AVX-512 VNNI path and the run-time choice;
+ * kernels-x86.c the AVX2 and AVX-VNNI paths; kernels-arm.c the NEON ones.
+ */
+#ifndef RKNPU_KERNELS_IMPL_H
+#define RKNPU_KERNELS_IMPL_H
+
+#include "kernels.h"
+
+struct rn_kernel_impl {
+    const char *name;   /* what RKNPU_ISA names it by, and rn_kernels_isa() */
+    const char *note;   /* how it is encoded or selected, for humans (bench), or NULL */
+    void (*gemm)(const uint8_t *, size_t, const int8_t *, size_t, size_t, int32_t *);
+    size_t (*packed_size)(size_t, size_t);
+    void (*pack)(const int8_t *, size_t, size_t, int8_t *);
+    void (*dw)(const uint8_t *, const int8_t *, int32_t *, int32_t *, size_t);
+    void (*dw_pixel)(const uint8_t *, size_t, size_t, uint32_t, uint32_t, const int8_t *,
+                     size_t, int32_t *, int32_t *, size_t);
+    uint32_t (*sum)(const uint8_t *, size_t);
+    void (*dpu)(const struct rn_dpu_fast *, const int32_t *, const int32_t *, const int32_t *,
+                const int8_t *, size_t, int8_t *, size_t, size_t);   /* rn_dpu_fast_atoms */
+    void (*fix)(const int32_t *, const int32_t *, size_t, size_t, int32_t, int32_t *,
+                int32_t *);
+};
+
+/* The generic C table (kernels.c); the per-ISA files fall back on its entries. */
+extern const struct rn_kernel_impl rn_kernels_generic;
+
+/*
+ * The per-ISA tables, each NULL when this build or this CPU cannot run it (x86-64: AVX2 and
+ * AVX-VNNI in kernels-x86.c; arm64: NEON, NEON with SDOT, with I8MM SUDOT in kernels-arm.c).
+ */
+const struct rn_kernel_impl *rn_kernels_avxvnni(void);
+const struct rn_kernel_impl *rn_kernels_avx2(void);
+const struct rn_kernel_impl *rn_kernels_neon_i8mm(void);
+const struct rn_kernel_impl *rn_kernels_neon_dot(void);
+const struct rn_kernel_impl *rn_kernels_neon(void);
+
+/*
+ * Weights for the 4-byte dot products (vpdpbusd, SDOT/SUDOT): [o / 16][k / 4][o % 16][k % 4],
+ * outputs past nout_pad and bytes past kp zero (kernels.c).
+ */
+size_t rn_dot16_packed_size(size_t nout_pad, size_t kp);
+void rn_dot16_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed);
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The AVX2 depthwise and byte sums, shared by the AVX-512 VNNI table (CPUs with AVX2 only). */
+void rn_avx2_dw(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n);
+void rn_avx2_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                      const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n);
+uint32_t rn_avx2_sum(const uint8_t *p, size_t n);
+void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
+                 int32_t *fix, int32_t *wsum);
+#endif
+
+/*
+ * Every path this build has, best first, and whether this CPU runs it; NULL past the end.
+ * rn_kernels_get(name) is the table RKNPU_ISA=name would pick when the CPU runs it, else NULL.
+ */
+const char *rn_kernels_path(size_t i, bool *runs);
+const struct rn_kernel_impl *rn_kernels_get(const char *name);
+
+#endif

@@ -1,0 +1,490 @@
+/*
+ * The AVX2 (x86-64-v3) kernels, in intrinsics, and the AVX-VNNI GEMM. Each function carries
+ * its target, so the file builds with any -march and the choice is made at run time
+ * (kernels.c); compiled elsewhere it is empty.
+ */
+#include "kernels-impl.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+/* dst[0, n) = v (add: += v), n <= 8 */
+AVX2_INLINE void put8(int32_t *dst, __m256i v, size_t n, bool add)
+{
+    if (n >= 8) {
+        if (add) {
+            v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)dst));
+        }
+        _mm256_storeu_si256((__m256i *)dst, v);
+    } else if (n) {
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n),
+                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        if (add) {
+            v = _mm256_add_epi32(v, _mm256_maskload_epi32(dst, m));
+        }
+        _mm256_maskstore_epi32(dst, m, v);
+    }
+}
+
+AVX2_INLINE __m256i bcast32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* ---- GEMM on vpmaddwd ---- */
+
+/*
+ * Weights as int16 [o / 8][k / 2][o % 8][k % 2] (32 bytes per output octet and k pair), input
+ * pixels widened to int16 pairs (k, k + 1) and broadcast: one vpmaddwd is 8 outputs' partial
+ * sums over 2 k, exact (|255 * -128| * 2 fits). A step is 4 pixels x 16 outputs in 8 ymm
+ * accumulators; the inputs are widened KQ_CHUNK pairs at a time, on the stack.
+ */
+#define KQ_CHUNK 512
+
+static size_t madd_packed_size(size_t nout_pad, size_t kp)
+{
+    return (nout_pad + 7) / 8 * ((kp + 1) / 2) * 32;
+}
+
+AVX2 static void madd_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    size_t nob = (nout_pad + 7) / 8, kq = (kp + 1) / 2;
+    for (size_t ob = 0; ob < nob; ob++) {
+        for (size_t l = 0; l < 8; l++) {
+            size_t o = ob * 8 + l, q = 0;
+            int8_t *dst = packed + ob * kq * 32 + l * 4;
+            if (o >= nout_pad) {
+                for (q = 0; q < kq; q++) {
+                    memset(dst + q * 32, 0, 4);
+                }
+                continue;
+            }
+            const int8_t *row = w + o * kp;
+            for (; 2 * q + 16 <= kp; q += 8) {   /* 8 pairs: widen, scatter 4-byte lanes */
+                __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(row + 2 * q)));
+                int32_t lane[8];
+                _mm256_storeu_si256((__m256i *)lane, v);
+                for (size_t j = 0; j < 8; j++) {
+                    memcpy(dst + (q + j) * 32, &lane[j], 4);
+                }
+            }
+            for (; q < kq; q++) {
+                int16_t pair[2] = { row[2 * q], 2 * q + 1 < kp ? row[2 * q + 1] : 0 };
+                memcpy(dst + q * 32, pair, 4);
+            }
+        }
+    }
+}
+
+/* x[j] = a[2j] | a[2j + 1] << 16 for the n bytes of a (a last odd byte pairs with 0). */
+AVX2_INLINE void widen(const uint8_t *a, size_t n, uint32_t *x)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm256_storeu_si256((__m256i *)(x + i / 2),
+                            _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(a + i))));
+    }
+    for (; i < n; i += 2) {
+        x[i / 2] = a[i] | (i + 1 < n ? (uint32_t)a[i + 1] << 16 : 0);
+    }
+}
+
+#define MADD(c, x, b) c = _mm256_add_epi32(c, _mm256_madd_epi16(x, b))
+
+AVX2 static void gemm_madd(const uint8_t *a, size_t np, const int8_t *wp, size_t no, size_t kp,
+                           int32_t *acc)
+{
+    const size_t nob = (no + 7) / 8, kq = (kp + 1) / 2;
+    uint32_t xb[4][KQ_CHUNK];
+    for (size_t p0 = 0; p0 < np; p0 += 4) {
+        size_t pn = np - p0 < 4 ? np - p0 : 4;
+        for (size_t q0 = 0; q0 < kq; q0 += KQ_CHUNK) {
+            size_t qn = kq - q0 < KQ_CHUNK ? kq - q0 : KQ_CHUNK;
+            size_t nb = kp - 2 * q0 < 2 * qn ? kp - 2 * q0 : 2 * qn;
+            for (size_t i = 0; i < pn; i++) {
+                widen(a + (p0 + i) * kp + 2 * q0, nb, xb[i]);
+            }
+            const uint32_t *x0 = xb[0], *x1 = xb[pn > 1], *x2 = xb[pn > 2 ? 2 : 0];
+            const uint32_t *x3 = xb[pn > 3 ? 3 : 0];
+            for (size_t ob = 0; ob < nob; ob += 2) {
+                const int8_t *w0 = wp + (ob * kq + q0) * 32;
+                const int8_t *w1 = ob + 1 < nob ? w0 + kq * 32 : w0;
+                __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+                __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+                for (size_t j = 0; j < qn; j++) {
+                    __m256i b0 = _mm256_loadu_si256((const __m256i *)(w0 + j * 32));
+                    __m256i b1 = _mm256_loadu_si256((const __m256i *)(w1 + j * 32));
+                    __m256i x = bcast32(x0 + j);
+                    MADD(c00, x, b0);
+                    MADD(c01, x, b1);
+                    x = bcast32(x1 + j);
+                    MADD(c10, x, b0);
+                    MADD(c11, x, b1);
+                    x = bcast32(x2 + j);
+                    MADD(c20, x, b0);
+                    MADD(c21, x, b1);
+                    x = bcast32(x3 + j);
+                    MADD(c30, x, b0);
+                    MADD(c31, x, b1);
+                }
+                size_t o0 = ob * 8, n0 = no - o0 < 8 ? no - o0 : 8;
+                size_t n1 = ob + 1 < nob ? (no - o0 - 8 < 8 ? no - o0 - 8 : 8) : 0;
+                __m256i c[4][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 } };
+                for (size_t i = 0; i < pn; i++) {
+                    int32_t *dst = acc + (p0 + i) * no + o0;
+                    put8(dst, c[i][0], n0, q0 > 0);
+                    put8(dst + 8, c[i][1], n1, q0 > 0);
+                }
+            }
+        }
+    }
+}
+
+/* ---- GEMM on 256-bit vpdpbusd (AVX-VNNI, or its AVX512-VNNI/VL twin) ---- */
+
+/*
+ * Weights as rn_dot16_pack lays them out: one broadcast of 4 input bytes times two 32-byte
+ * weight loads gives 16 outputs' partial sums over 4 k. 4 pixels x 16 outputs per step.
+ */
+#define DOT256_GEMM(fn, attr, DP)                                                              \
+    attr static void fn(const uint8_t *a, size_t np, const int8_t *wp, size_t no, size_t kp,  \
+                        int32_t *acc)                                                         \
+    {                                                                                         \
+        size_t nob = (no + 15) / 16, kg = kp / 4;                                             \
+        for (size_t p0 = 0; p0 < np; p0 += 4) {                                               \
+            size_t pn = np - p0 < 4 ? np - p0 : 4;                                            \
+            const uint8_t *r0 = a + p0 * kp, *r1 = pn > 1 ? r0 + kp : r0;                     \
+            const uint8_t *r2 = pn > 2 ? r0 + 2 * kp : r0, *r3 = pn > 3 ? r0 + 3 * kp : r0;   \
+            for (size_t ob = 0; ob < nob; ob++) {                                             \
+                const int8_t *w = wp + ob * kg * 64;                                          \
+                __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;        \
+                __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;                           \
+                for (size_t k = 0; k < kg; k++) {                                             \
+                    __m256i b0 = _mm256_loadu_si256((const __m256i *)(w + k * 64));           \
+                    __m256i b1 = _mm256_loadu_si256((const __m256i *)(w + k * 64 + 32));      \
+                    __m256i x = bcast32(r0 + 4 * k);                                          \
+                    c00 = DP(c00, x, b0);                                                     \
+                    c01 = DP(c01, x, b1);                                                     \
+                    x = bcast32(r1 + 4 * k);                                                  \
+                    c10 = DP(c10, x, b0);                                                     \
+                    c11 = DP(c11, x, b1);                                                     \
+                    x = bcast32(r2 + 4 * k);                                                  \
+                    c20 = DP(c20, x, b0);                                                     \
+                    c21 = DP(c21, x, b1);                                                     \
+                    x = bcast32(r3 + 4 * k);                                                  \
+                    c30 = DP(c30, x, b0);                                                     \
+                    c31 = DP(c31, x, b1);                                                     \
+                }                                                                             \
+                size_t o0 = ob * 16, n = no - o0 < 16 ? no - o0 : 16;                         \
+                __m256i c[4][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 } }; \
+                for (size_t i = 0; i < pn; i++) {                                             \
+                    int32_t *dst = acc + (p0 + i) * no + o0;                                  \
+                    put8(dst, c[i][0], n < 8 ? n : 8, false);                                 \
+                    put8(dst + 8, c[i][1], n > 8 ? n - 8 : 0, false);                         \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* AVX-VNNI (VEX) needs GCC 11 or clang 12; the EVEX twin is what a CPU with AVX-512 runs. */
+#if defined(__clang__) ? __clang_major__ >= 12 : __GNUC__ >= 11
+#define HAVE_AVXVNNI 1
+DOT256_GEMM(gemm_avxvnni, __attribute__((target("avx2,fma,avxvnni"))), _mm256_dpbusd_avx_epi32)
+#endif
+DOT256_GEMM(gemm_avxvnni_evex, __attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni"))),
+            _mm256_dpbusd_epi32)
+
+/* ---- depthwise and byte sums ---- */
+
+/* d[0, 16) += the 16 int16 lanes of v */
+AVX2_INLINE void add16(int32_t *d, __m256i v)
+{
+    __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(v));
+    __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(v, 1));
+    _mm256_storeu_si256((__m256i *)d, _mm256_add_epi32(_mm256_loadu_si256((__m256i *)d), lo));
+    _mm256_storeu_si256((__m256i *)(d + 8),
+                        _mm256_add_epi32(_mm256_loadu_si256((__m256i *)(d + 8)), hi));
+}
+
+/* 16 channels of input - 128 as int16 (u8 ^ 0x80 is the same byte as a signed u8 - 128) */
+AVX2_INLINE __m256i in16(const uint8_t *s)
+{
+    return _mm256_cvtepi8_epi16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)s),
+                                              _mm_set1_epi8((char)0x80)));
+}
+
+AVX2_INLINE __m256i w16(const int8_t *w)
+{
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
+}
+
+AVX2 void rn_avx2_dw(const uint8_t *s, const int8_t *w, int32_t *acc, int32_t *sum, size_t n)
+{
+    size_t c = 0;
+    for (; c + 16 <= n; c += 16) {
+        __m256i x = in16(s + c);
+        add16(acc + c, _mm256_mullo_epi16(x, w16(w + c)));   /* |product| <= 2^14 */
+        add16(sum + c, x);
+    }
+    for (; c < n; c++) {
+        int32_t x = (int32_t)s[c] - 128;
+        acc[c] += x * w[c];
+        sum[c] += x;
+    }
+}
+
+AVX2 void rn_avx2_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                           const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n)
+{
+    size_t c = 0;
+    /* window sums in int16: up to 256 taps of -128..127 */
+    if ((size_t)kh * kw <= 256) {
+        for (; c + 16 <= n; c += 16) {
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, s16 = a0;
+            for (uint32_t ky = 0; ky < kh; ky++) {
+                const uint8_t *sr = src + ky * row + c;
+                const int8_t *wr = w + (size_t)ky * kw * wstride + c;
+                for (uint32_t kx = 0; kx < kw; kx++) {
+                    __m256i x = in16(sr + kx * col);
+                    __m256i p = _mm256_mullo_epi16(x, w16(wr + kx * wstride));
+                    a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));
+                    a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
+                    s16 = _mm256_add_epi16(s16, x);
+                }
+            }
+            _mm256_storeu_si256((__m256i *)(acc + c),
+                                _mm256_add_epi32(_mm256_loadu_si256((__m256i *)(acc + c)), a0));
+            _mm256_storeu_si256((__m256i *)(acc + c + 8),
+                                _mm256_add_epi32(_mm256_loadu_si256((__m256i *)(acc + c + 8)), a1));
+            add16(sum + c, s16);
+        }
+    }
+    if (c < n) {
+        for (uint32_t ky = 0; ky < kh; ky++) {
+            for (uint32_t kx = 0; kx < kw; kx++) {
+                rn_avx2_dw(src + ky * row + kx * col + c, w + ((size_t)ky * kw + kx) * wstride + c,
+                           acc + c, sum + c, n - c);
+            }
+        }
+    }
+}
+
+AVX2 uint32_t rn_avx2_sum(const uint8_t *p, size_t n)
+{
+    __m256i s = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s = _mm256_add_epi64(s, _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)(p + i)),
+                                                _mm256_setzero_si256()));
+    }
+    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    uint64_t t = (uint64_t)_mm_cvtsi128_si64(h) + (uint64_t)_mm_extract_epi64(h, 1);
+    for (; i < n; i++) {
+        t += p[i];
+    }
+    return (uint32_t)t;
+}
+
+/* ---- the DPU fast path, 4 lanes of int64 per ymm ---- */
+
+/* Rounding right shift by sh (1..62): ties up, or to even. */
+struct rshift {
+    __m128i sh;
+    __m256i top;    /* 2^63 >> sh (logical): the sign bit after the shift */
+    __m256i half;   /* 2^(sh - 1), less 1 for ties to even */
+    __m256i odd;    /* 1 for ties to even (bit sh of x is added), else 0 */
+};
+
+AVX2_INLINE void rshift_init(struct rshift *r, uint32_t sh, bool up)
+{
+    r->sh = _mm_cvtsi32_si128((int)sh);
+    r->top = _mm256_set1_epi64x((int64_t)(((uint64_t)1 << 63) >> sh));
+    r->half = _mm256_set1_epi64x(((int64_t)1 << (sh - 1)) - !up);
+    r->odd = _mm256_set1_epi64x(!up);
+}
+
+/*
+ * round(x / 2^sh): (x + half) >> sh for ties up; (x + half - 1 + bit sh of x) >> sh for ties to
+ * even. The arithmetic shift is (x >>> sh ^ top) - top (AVX2 has no vpsraq). Every caller's x
+ * is under 2^62 in magnitude, so x + half does not overflow.
+ */
+AVX2_INLINE __m256i rshift(__m256i x, const struct rshift *r)
+{
+    __m256i t = _mm256_add_epi64(x, r->half);
+    t = _mm256_add_epi64(t, _mm256_and_si256(_mm256_srl_epi64(x, r->sh), r->odd));
+    t = _mm256_srl_epi64(t, r->sh);
+    return _mm256_sub_epi64(_mm256_xor_si256(t, r->top), r->top);
+}
+
+AVX2_INLINE __m256i clamp64(__m256i x, __m256i lo, __m256i hi)
+{
+    x = _mm256_blendv_epi8(x, lo, _mm256_cmpgt_epi64(lo, x));
+    return _mm256_blendv_epi8(x, hi, _mm256_cmpgt_epi64(x, hi));
+}
+
+struct dpu_k {
+    struct rshift tr, er, orr;
+    __m256i ow, eoff, esc, osc, ooff, i32min, i32max, o8min, o8max;
+};
+
+AVX2_INLINE __m256i ld4x32(const int32_t *p)
+{
+    return _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* Lanes [0, 4) of the rule in kernels.h, as int64; tr, ew: CLIP_TRUNCATE, the EW operand */
+AVX2_INLINE __m256i dpu4(const struct dpu_k *k, bool tr, bool ew, const int32_t *acc,
+                         const int32_t *bias, const int32_t *wsum, const int8_t *e)
+{
+    /* vpmuldq: the low 32 bits of each lane, signed */
+    __m256i x = _mm256_add_epi64(ld4x32(acc), _mm256_mul_epi32(ld4x32(wsum), k->ow));
+    if (tr) {
+        x = rshift(x, &k->tr);
+    }
+    x = clamp64(_mm256_add_epi64(x, ld4x32(bias)), k->i32min, k->i32max);
+    if (ew) {   /* e + ew_offset fits 32 bits: dpu_setup keeps larger offsets off this path */
+        int32_t e4;
+        memcpy(&e4, e, 4);
+        __m256i ev = _mm256_add_epi64(_mm256_cvtepi8_epi64(_mm_cvtsi32_si128(e4)), k->eoff);
+        ev = rshift(_mm256_mul_epi32(ev, k->esc), &k->er);
+        x = clamp64(_mm256_add_epi64(x, ev), k->i32min, k->i32max);
+    }
+    x = rshift(_mm256_mul_epi32(x, k->osc), &k->orr);
+    return clamp64(_mm256_add_epi64(x, k->ooff), k->o8min, k->o8max);
+}
+
+/* n atoms; 16 int64 in [-128, 127] per atom -> 16 bytes in order (the low dwords, packed) */
+AVX2_INLINE void dpu_loop(const struct dpu_k *k, bool tr, bool ew, const int32_t *acc,
+                          const int32_t *bias, const int32_t *wsum, const int8_t *e, size_t es,
+                          int8_t *out, size_t os, size_t n)
+{
+    const __m256i lo = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, e += es, out += os) {
+        __m256i v0 = dpu4(k, tr, ew, acc, bias, wsum, e);
+        __m256i v1 = dpu4(k, tr, ew, acc + 4, bias + 4, wsum + 4, e + 4);
+        __m256i v2 = dpu4(k, tr, ew, acc + 8, bias + 8, wsum + 8, e + 8);
+        __m256i v3 = dpu4(k, tr, ew, acc + 12, bias + 12, wsum + 12, e + 12);
+        __m256i d01 = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(v0, lo),
+                                                _mm256_permutevar8x32_epi32(v1, lo), 0x20);
+        __m256i d23 = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(v2, lo),
+                                                _mm256_permutevar8x32_epi32(v3, lo), 0x20);
+        __m256i h = _mm256_permute4x64_epi64(_mm256_packs_epi32(d01, d23), 0xD8);
+        _mm_storeu_si128((__m128i *)out, _mm_packs_epi16(_mm256_castsi256_si128(h),
+                                                         _mm256_extracti128_si256(h, 1)));
+    }
+}
+
+AVX2 static void dpu_avx2(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                          const int32_t *wsum, const int8_t *e, size_t es, int8_t *out,
+                          size_t os, size_t n)
+{
+    struct dpu_k k;
+    memset(&k, 0, sizeof(k));
+    if (f->trunc) {
+        rshift_init(&k.tr, f->trunc, f->trunc_half_up);
+    }
+    if (f->ew) {
+        rshift_init(&k.er, f->ew_shift, false);
+        k.eoff = _mm256_set1_epi64x(f->ew_offset);
+        k.esc = _mm256_set1_epi64x(f->ew_scale);
+    }
+    rshift_init(&k.orr, f->out_shift, false);
+    k.ow = _mm256_set1_epi64x(f->ow_op);
+    k.osc = _mm256_set1_epi64x(f->out_scale);
+    k.ooff = _mm256_set1_epi64x(f->out_offset);
+    k.i32min = _mm256_set1_epi64x(INT32_MIN);
+    k.i32max = _mm256_set1_epi64x(INT32_MAX);
+    k.o8min = _mm256_set1_epi64x(-128);
+    k.o8max = _mm256_set1_epi64x(127);
+    if (f->trunc && f->ew) {
+        dpu_loop(&k, true, true, acc, bias, wsum, e, es, out, os, n);
+    } else if (f->trunc) {
+        dpu_loop(&k, true, false, acc, bias, wsum, e, es, out, os, n);
+    } else if (f->ew) {
+        dpu_loop(&k, false, true, acc, bias, wsum, e, es, out, os, n);
+    } else {
+        dpu_loop(&k, false, false, acc, bias, wsum, e, es, out, os, n);
+    }
+}
+
+/* ---- a conv pixel's sums for the DPU ---- */
+
+AVX2 void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
+                      int32_t *fix, int32_t *wsum)
+{
+    const __m256i sv = _mm256_set1_epi32(s);
+    size_t o = 0;
+    for (; o + 8 <= nk; o += 8) {
+        __m256i w = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(wsum_w + o)), 7);
+        _mm256_storeu_si256((__m256i *)(fix + o),
+                            _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(acc + o)), w));
+        _mm256_storeu_si256((__m256i *)(wsum + o), sv);
+    }
+    for (; o < nk; o++) {
+        fix[o] = acc[o] - 128 * wsum_w[o];
+        wsum[o] = s;
+    }
+    for (; o < n; o++) {
+        fix[o] = 0;
+        wsum[o] = s;
+    }
+}
+
+/* ---- the tables ---- */
+
+static const struct rn_kernel_impl avx2 = {
+    .name = "avx2", .gemm = gemm_madd, .packed_size = madd_packed_size, .pack = madd_pack,
+    .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .dpu = dpu_avx2,
+    .fix = rn_avx2_fix,
+};
+
+const struct rn_kernel_impl *rn_kernels_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &avx2 : NULL;
+}
+
+#ifdef HAVE_AVXVNNI
+/* CPUID.(7, 1):EAX[4]; the OS's YMM state is what AVX2 already needs */
+static bool cpu_avxvnni(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1);
+}
+#endif
+
+const struct rn_kernel_impl *rn_kernels_avxvnni(void)
+{
+#ifdef HAVE_AVXVNNI
+    static const struct rn_kernel_impl vex = {
+        .name = "avxvnni", .gemm = gemm_avxvnni, .packed_size = rn_dot16_packed_size,
+        .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
+        .sum = rn_avx2_sum, .dpu = dpu_avx2, .fix = rn_avx2_fix,
+    };
+#endif
+    static const struct rn_kernel_impl evex = {
+        .name = "avxvnni", .note = "its 256-bit GEMM EVEX-encoded: AVX512-VNNI/VL, no AVX-VNNI",
+        .gemm = gemm_avxvnni_evex, .packed_size = rn_dot16_packed_size, .pack = rn_dot16_pack,
+        .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .dpu = dpu_avx2,
+        .fix = rn_avx2_fix,
+    };
+    if (!rn_kernels_avx2()) {
+        return NULL;
+    }
+#ifdef HAVE_AVXVNNI
+    if (cpu_avxvnni()) {
+        return &vex;
+    }
+#endif
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") ? &evex
+                                                                                      : NULL;
+}
+
+#endif

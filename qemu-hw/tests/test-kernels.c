@@ -1,0 +1,318 @@
+/*
+ * Every kernel path this build has and this CPU runs, against plain loops (the GEMM, depthwise
+ * byte sums and conv pixel sums) and against the generic path (the DPU fast path, whose rules test-core checks
+ * on the generic path too) on random data. No GLib, so it also runs cross-built under
+ * qemu-user (scripts/test-arm64). TAP output.
+ *
+ *   test-kernels                  the tests, every path (only RKNPU_ISA's when it is set)
+ *   test-kernels --info           the CPU, the path in use (RKNPU_ISA) and every path this build has
+ *   test-kernels --exec PROG ARG...
+ *                                 run PROG when this CPU runs the path RKNPU_ISA names, else
+ *                                 print TAP's "1..0 # SKIP" (meson's per-path runs of the tests)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels-impl.h"
+
+static uint32_t seed = 12345;
+static unsigned failures, ntest, printed;
+
+static uint32_t rnd(void)
+{
+    seed = seed * 1664525u + 1013904223u;
+    return seed ^ (seed >> 16);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        abort();
+    }
+    return p;
+}
+
+#define CHECK(cond, ...)                                                                      \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            if (bad++, printed++ < 10) {                                                      \
+                printf("# %s: ", k->name);                                                    \
+                printf(__VA_ARGS__);                                                          \
+                printf("\n");                                                                 \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+static void report(const struct rn_kernel_impl *k, const char *what, unsigned bad)
+{
+    ntest++;
+    failures += bad != 0;
+    printf("%s %u - %s %s\n", bad ? "not ok" : "ok", ntest, k->name, what);
+}
+
+static unsigned gemm_case(const struct rn_kernel_impl *k, size_t npix, size_t no, size_t kp,
+                          int extreme)
+{
+    unsigned bad = 0;
+    uint8_t *a = xmalloc(npix * kp);
+    int8_t *w = xmalloc(no * kp), *pk = xmalloc(k->packed_size(no, kp));
+    int32_t *acc = xmalloc(npix * no * sizeof(int32_t));
+    for (size_t i = 0; i < npix * kp; i++) {
+        a[i] = extreme ? 255 : (uint8_t)rnd();
+    }
+    for (size_t i = 0; i < no * kp; i++) {
+        w[i] = extreme ? (int8_t)(i & 1 ? 127 : -128) : (int8_t)rnd();
+    }
+    k->pack(w, no, kp, pk);
+    k->gemm(a, npix, pk, no, kp, acc);
+    for (size_t p = 0; p < npix; p++) {
+        for (size_t o = 0; o < no; o++) {
+            int32_t want = 0;
+            for (size_t i = 0; i < kp; i++) {
+                want += a[p * kp + i] * w[o * kp + i];
+            }
+            CHECK(acc[p * no + o] == want, "gemm npix %zu nout %zu kp %zu: [%zu][%zu] %d != %d",
+                  npix, no, kp, p, o, acc[p * no + o], want);
+        }
+    }
+    free(a), free(w), free(pk), free(acc);
+    return bad;
+}
+
+static void test_gemm(const struct rn_kernel_impl *k)
+{
+    static const size_t kps[] = { 4, 8, 12, 16, 20, 28, 32, 36, 60, 64, 72, 100, 132, 144, 1024,
+                                  1028, 1036, 2060 };
+    unsigned bad = 0;
+    for (size_t npix = 1; npix <= 11; npix++) {
+        for (size_t no = 4; no <= 60; no += 4) {
+            for (size_t i = 0; i < sizeof(kps) / sizeof(kps[0]); i++) {
+                if (kps[i] > 200 && (npix % 4 != 1 || no % 12 != 4)) {
+                    continue;   /* the long rows on fewer shapes */
+                }
+                bad += gemm_case(k, npix, no, kps[i], 0);
+            }
+        }
+    }
+    bad += gemm_case(k, 5, 20, 2060, 1);   /* the largest sums of products */
+    report(k, "gemm", bad);
+}
+
+static void test_dw(const struct rn_kernel_impl *k)
+{
+    unsigned bad = 0;
+    static const uint32_t ks[][2] = { { 1, 1 }, { 3, 3 }, { 5, 5 }, { 1, 7 }, { 16, 16 }, { 17, 17 } };
+    for (size_t n = 1; n <= 70; n += (n < 34 ? 1 : 9)) {
+        for (size_t t = 0; t < sizeof(ks) / sizeof(ks[0]); t++) {
+            uint32_t kh = ks[t][0], kw = ks[t][1];
+            size_t col = n + rnd() % 3, row = (kw + 2) * col, wstride = n + rnd() % 2;
+            size_t taps = (size_t)kh * kw;
+            uint8_t *src = xmalloc(kh * row);
+            int8_t *w = xmalloc(taps * wstride);
+            int32_t *acc = xmalloc(n * 4), *sum = xmalloc(n * 4);
+            int32_t *acc2 = xmalloc(n * 4), *sum2 = xmalloc(n * 4);
+            for (size_t i = 0; i < kh * row; i++) {
+                /* 16x16: the int16 window sums' extreme, -128 * 256; 17x17: past it */
+                src[i] = taps == 256 || (taps > 256 && i % 2) ? 0 : (uint8_t)rnd();
+            }
+            for (size_t i = 0; i < taps * wstride; i++) {
+                w[i] = (int8_t)rnd();
+            }
+            for (size_t c = 0; c < n; c++) {
+                acc[c] = acc2[c] = (int32_t)rnd() >> 4;
+                sum[c] = sum2[c] = (int32_t)rnd() >> 8;
+            }
+            k->dw_pixel(src, row, col, kh, kw, w, wstride, acc, sum, n);
+            for (uint32_t ky = 0; ky < kh; ky++) {
+                for (uint32_t kx = 0; kx < kw; kx++) {
+                    for (size_t c = 0; c < n; c++) {
+                        int32_t x = (int32_t)src[ky * row + kx * col + c] - 128;
+                        acc2[c] += x * w[(ky * kw + kx) * wstride + c];
+                        sum2[c] += x;
+                    }
+                }
+            }
+            for (size_t c = 0; c < n; c++) {
+                CHECK(acc[c] == acc2[c] && sum[c] == sum2[c],
+                      "dw_pixel %ux%u n %zu: [%zu] %d/%d != %d/%d", kh, kw, n, c, acc[c], sum[c],
+                      acc2[c], sum2[c]);
+            }
+            /* one tap */
+            k->dw(src, w, acc, sum, n);
+            for (size_t c = 0; c < n; c++) {
+                int32_t x = (int32_t)src[c] - 128;
+                acc2[c] += x * w[c];
+                sum2[c] += x;
+                CHECK(acc[c] == acc2[c] && sum[c] == sum2[c], "dw n %zu: [%zu]", n, c);
+            }
+            free(src), free(w), free(acc), free(sum), free(acc2), free(sum2);
+        }
+    }
+    report(k, "depthwise", bad);
+}
+
+static void test_sum(const struct rn_kernel_impl *k)
+{
+    unsigned bad = 0;
+    uint8_t *p = xmalloc(5000);
+    for (size_t n = 0; n < 5000; n += 1 + n / 7) {
+        uint32_t want = 0;
+        for (size_t i = 0; i < n; i++) {
+            p[i] = n > 4000 ? 255 : (uint8_t)rnd();
+            want += p[i];
+        }
+        CHECK(k->sum(p, n) == want, "sum n %zu", n);
+    }
+    free(p);
+    report(k, "byte sums", bad);
+}
+
+static int32_t pick32(void)
+{
+    switch (rnd() % 5) {
+    case 0: return (int32_t)rnd();                        /* anything */
+    case 4: return (int32_t)((rnd() % 64) - 32) * (1 << (rnd() % 25));   /* rounding ties */
+    case 1: return (int32_t)rnd() >> (rnd() % 31);        /* any magnitude */
+    case 2: return rnd() & 1 ? INT32_MAX - (int32_t)(rnd() % 3) : INT32_MIN + (int32_t)(rnd() % 3);
+    default: return (int32_t)(rnd() % 64) - 32;
+    }
+}
+
+static void test_dpu(const struct rn_kernel_impl *k)
+{
+    unsigned bad = 0;
+    for (int round = 0; round < 40000; round++) {
+        struct rn_dpu_fast f = {
+            .ow_op = rnd() % 4 ? (int16_t)rnd() : 0,
+            .trunc = rnd() % 3 ? 0 : rnd() % 63,
+            .trunc_half_up = rnd() & 1,
+            .ew = rnd() & 1,
+            .ew_offset = (int32_t)(rnd() % (2u << 30)) - (1 << 30) + 1,
+            .ew_scale = (int16_t)rnd(),
+            .ew_shift = 1 + rnd() % 62,
+            .out_scale = rnd() % 4 ? (int16_t)rnd() : (int16_t)(1 << (rnd() % 15)),
+            .out_offset = rnd() % 2 ? (int32_t)(rnd() % 256) - 128 : pick32(),
+            .out_shift = 1 + rnd() % 62,
+        };
+        if (rnd() % 2) {   /* shifts that keep outputs off the rails, so rounding shows */
+            f.out_shift = 14 + rnd() % 20;
+            f.ew_shift = 1 + rnd() % 20;
+        }
+        /* 3 atoms, the EW operand and the outputs at strides 32 and 24 */
+        int32_t acc[48], bias[48], wsum[48];
+        int8_t e[96], out[72], want[72];
+        e[0] = (int8_t)rnd();
+        if (round % 2) {   /* one e for all lanes, and (e + offset) * scale a rounding tie */
+            f.ew_offset = (int32_t)(rnd() % 64) * (1 << (rnd() % 20)) - e[0];
+            f.ew_scale = 1 << (rnd() % 4);
+        }
+        for (int l = 0; l < 48; l++) {
+            acc[l] = pick32();
+            bias[l] = pick32();
+            wsum[l] = pick32();
+        }
+        for (int l = 0; l < 96; l++) {
+            e[l] = round % 2 ? e[0] : (int8_t)rnd();
+        }
+        memset(out, 0x55, sizeof(out));
+        memset(want, 0x55, sizeof(want));
+        k->dpu(&f, acc, bias, wsum, e, 32, out, 24, 3);
+        rn_kernels_generic.dpu(&f, acc, bias, wsum, e, 32, want, 24, 3);
+        for (int l = 0; l < 72; l++) {
+            CHECK(out[l] == want[l], "dpu round %d byte %d: %d != %d (trunc %u ew %d)", round, l,
+                  out[l], want[l], f.trunc, f.ew);
+        }
+    }
+    report(k, "dpu fast path", bad);
+}
+
+static void test_fix(const struct rn_kernel_impl *k)
+{
+    unsigned bad = 0;
+    int32_t acc[100], ws[100], fix[100], wsum[100];
+    for (size_t n = 0; n <= 100; n += 1 + n / 5) {
+        for (size_t nk = 0; nk <= n; nk += 1 + nk / 3) {
+            int32_t s = (int32_t)rnd() >> 12;
+            for (size_t o = 0; o < 100; o++) {
+                acc[o] = (int32_t)rnd() >> 2;
+                ws[o] = (int32_t)rnd() >> 12;
+                fix[o] = wsum[o] = 77;
+            }
+            k->fix(acc, ws, nk, n, s, fix, wsum);
+            for (size_t o = 0; o < 100; o++) {
+                int32_t f = o < nk ? acc[o] - 128 * ws[o] : o < n ? 0 : 77;
+                CHECK(fix[o] == f && wsum[o] == (o < n ? s : 77), "fix n %zu nk %zu: [%zu]", n,
+                      nk, o);
+            }
+        }
+    }
+    report(k, "conv pixel sums", bad);
+}
+
+static void info(void)
+{
+    char line[256], model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        char *colon = strchr(line, ':');
+        if (colon && !strncmp(line, "model name", 10)) {
+            snprintf(model, sizeof(model), "%s", colon + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    const struct rn_kernel_impl *k = rn_kernels_get(rn_kernels_isa());
+    printf("cpu: %s\n", model);
+    printf("kernels: %s%s%s%s\n", rn_kernels_isa(), k && k->note ? " (" : "",
+           k && k->note ? k->note : "", k && k->note ? ")" : "");
+    printf("paths:");
+    bool runs;
+    for (size_t i = 0; rn_kernels_path(i, &runs); i++) {
+        printf(" %s%s", rn_kernels_path(i, &runs), runs ? "" : "(cannot run)");
+    }
+    printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+    bool runs;
+    const char *only = getenv("RKNPU_ISA");
+    if (argc > 1 && !strcmp(argv[1], "--info")) {
+        info();
+        return 0;
+    }
+    if (argc > 2 && !strcmp(argv[1], "--exec")) {
+        if (only && strcmp(only, rn_kernels_isa())) {
+            printf("1..0 # SKIP this CPU does not run the %s kernels\n", only);
+            return 0;
+        }
+        execv(argv[2], argv + 2);
+        perror(argv[2]);
+        return 1;
+    }
+    printf("# kernels in use: %s\n", rn_kernels_isa());
+    for (size_t i = 0; rn_kernels_path(i, &runs); i++) {
+        const char *name = rn_kernels_path(i, &runs);
+        const struct rn_kernel_impl *k = rn_kernels_get(name);
+        if (!runs || (only && strcmp(only, name))) {
+            printf("# %s: %s\n", name, runs ? "not asked for (RKNPU_ISA)" : "this CPU cannot run it");
+            continue;
+        }
+        if (k->note) {
+            printf("# %s: %s\n", name, k->note);
+        }
+        test_gemm(k);
+        test_dw(k);
+        test_sum(k);
+        test_dpu(k);
+        test_fix(k);
+    }
+    printf("1..%u\n", ntest);
+    return failures ? 1 : 0;
+}
