@@ -20,6 +20,9 @@ struct rn_alu_stage {
 };
 
 struct rn_conv {
+    bool flying;                   /* a DPU-only task: main data from the MRDMA (Q18) */
+    bool fp16;                     /* DPU proc precision fp16 (flying only) */
+    uint32_t in_bytes;             /* MRDMA element bytes (flying) */
     bool dw;
     uint32_t wi, hi, ci;           /* input tile: DATAIN_WIDTH/HEIGHT/CHANNEL */
     uint32_t kw, kh, k;            /* kernel size and kernels */
@@ -81,6 +84,23 @@ struct rn_conv {
     bool raw_acc;                  /* CORE QD_EN = 0: the raw accumulator path */
 };
 
+/* The LUT of a task (Q18). */
+struct rn_lut {
+    int16_t table[2][RN_LUT_ENTRIES];   /* LE, LO */
+    int32_t start[2], end[2];
+    uint32_t index_select[2];           /* log2 of the input step between entries */
+    int16_t uflow_scale[2], oflow_scale[2];
+    uint32_t uflow_shift[2], oflow_shift[2];
+    bool hybrid_lo, oflow_lo, uflow_lo; /* which table wins: both hit, both over, both under */
+};
+
+bool rn_lut_decode(const struct rn_core *c, struct rn_lut *l);
+double rn_lut_eval(const struct rn_lut *l, double x);
+
+/* A DPU-only task (op_en without CNA/CORE, main data from the MRDMA): flying.c (Q18). */
+void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
+                   struct rn_task_outcome *out);
+
 /* EW_ALU_ALGO values the integer pipeline implements (Q17). */
 enum rn_ew_algo { RN_EW_MAX = 0, RN_EW_MIN = 1, RN_EW_ADD = 2, RN_EW_MINUS = 4, RN_EW_ABS = 5,
                   RN_EW_NEG = 6 };
@@ -91,6 +111,12 @@ int64_t rn_dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t
 /* EW operands [channel][pixel] for the forms other than int8 per pixel from the ERDMA (dpu.c). */
 bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                       int32_t *ew, struct rn_task_outcome *out);
+
+/* The DPU and DPU_RDMA parts of the decode (task.c), shared by convolutions and flying tasks. */
+bool rn_decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
+                   struct rn_task_outcome *out);
+bool rn_decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
+                    struct rn_task_outcome *out);
 
 /* Decode and validate; on refusal fills out->error / out->hang (logged) and returns false. */
 bool rn_conv_decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d,

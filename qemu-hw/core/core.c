@@ -40,6 +40,8 @@ void rn_core_reset(struct rn_core *c)
     }
     c->executer = 0;
     c->task_count = 0;
+    memset(c->lut, 0, sizeof(c->lut));
+    c->lut_table = c->lut_addr = 0;
     c->kicked = false;
     c->cancel = 0;
 }
@@ -61,6 +63,9 @@ void rn_store_block_reg(struct rn_core *c, uint32_t offset, uint32_t value)
             value &= ~1u;
         }
         value &= 0x3000000Fu;   /* stored bits; EXECUTER reads from c->executer */
+    }
+    if (offset == RN_DPU_LUT_ACCESS_CFG || offset == RN_DPU_LUT_ACCESS_DATA) {
+        rn_lut_write(c, offset, value);
     }
     c->regs[offset / 4] = value;
 }
@@ -185,6 +190,9 @@ void rn_core_adopt(struct rn_core *c, const struct rn_core *work)
     REG(c, PC_REGISTER_AMOUNTS) = REG(work, PC_REGISTER_AMOUNTS);
     c->executer = work->executer;
     c->task_count = work->task_count;
+    memcpy(c->lut, work->lut, sizeof(c->lut));   /* a regcmd may have filled the LUT */
+    c->lut_table = work->lut_table;
+    c->lut_addr = work->lut_addr;
 }
 
 void rn_core_cancel(struct rn_core *c)

@@ -26,6 +26,9 @@ void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes);
 /* Store a register as the regcmd stream or the host writes it (S_POINTER pulses included). */
 void rn_store_block_reg(struct rn_core *c, uint32_t offset, uint32_t value);
 
+/* A LUT_ACCESS_CFG / LUT_ACCESS_DATA write (lut.c). */
+void rn_lut_write(struct rn_core *c, uint32_t offset, uint32_t value);
+
 /* What one task's pipeline did. */
 struct rn_task_outcome {
     uint32_t error;           /* RN_ERR_* */

@@ -31,6 +31,8 @@ const struct rn_quirk_info rn_quirk_table[RN_QUIRK_COUNT] = {
     [RN_QUIRK_CHAIN_INT_ACC] = { "chain-int-acc", true, 'M',
         "a raw-accumulator task after the first of a kick adds the previous task's CACC "
         "(pixel p, channel o % 32) to its sums" },
+    [RN_QUIRK_FLYING_COMB_USE] = { "flying-comb-use", true, 'H',
+        "a DPU-only task with DPU_RDMA COMB_USE bit 0 set never completes: hang until reset" },
 };
 
 uint32_t rn_quirks_default(void)

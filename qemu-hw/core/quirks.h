@@ -24,6 +24,7 @@ enum rn_quirk {
     RN_QUIRK_S_POINTER_CORE_BITS,  /* CNA/CORE S_POINTER[29:28] != core index: hang */
     RN_QUIRK_ODD_KERNELS,          /* int8 direct conv with an odd WEIGHT_KERNELS: ±2 LSB noise */
     RN_QUIRK_CHAIN_INT_ACC,        /* raw integer accumulator not cleared between chained tasks */
+    RN_QUIRK_FLYING_COMB_USE,      /* DPU-only task with COMB_USE bit 0: never completes */
     RN_QUIRK_COUNT
 };
 

@@ -24,6 +24,8 @@
 #define RN_ERR_DMA_WRITE (1u << 13)
 #define RN_IRQ_ALL 0x1FFFFu
 
+#define RN_LUT_ENTRIES 513               /* each of the DPU's two LUTs (LE, LO) */
+
 /*
  * DMA as seen by the NPU: NPU addresses (IOVAs) through whatever translation the host applies.
  * Return 0 on success, non-zero when any byte of the access faults. The core never touches memory
@@ -85,6 +87,8 @@ struct rn_core {
     volatile int cancel;            /* set from another thread to abandon a running kick */
     uint32_t cacc_pixels;           /* pixels of the previous task's CACC residue; 0: cleared */
     uint32_t cacc_flip;             /* which of the two residue buffers holds it */
+    int16_t lut[2][RN_LUT_ENTRIES]; /* the DPU's LUT RAM: LE, LO (written by LUT_ACCESS_DATA) */
+    uint32_t lut_table, lut_addr;   /* where the next LUT_ACCESS_DATA goes */
     struct rn_scratch *scratch;     /* reusable buffers of the pipeline */
 };
 

@@ -125,33 +125,63 @@ static bool decode_cna(struct rn_core *c, struct rn_conv *d, struct rn_task_outc
     return true;
 }
 
-static bool decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
-                       struct rn_task_outcome *out)
+/* The precisions of a DPU-only task (Q18): proc int8/int16/int32 or fp16, and the output. */
+static bool decode_flying_precision(struct rn_core *c, struct rn_conv *d, uint32_t fmt,
+                                    struct rn_task_outcome *out)
+{
+    uint32_t in = F(fmt, DPU, DATA_FORMAT, IN_PRECISION);
+    uint32_t proc = F(fmt, DPU, DATA_FORMAT, PROC_PRECISION);
+    bool to_half = F(R(DPU_OUT_CVT_SCALE), DPU, OUT_CVT_SCALE, FP32TOFP16_EN);
+    d->fp16 = proc == RN_PREC_FP16;
+    d->in_bytes = in == RN_PREC_FP16 ? 2 : rn_out_bytes(in);
+    if (in != proc || !d->in_bytes || (!d->fp16 && proc == RN_PREC_FP32)) {
+        return refuse(c, out, RN_LOG_UNIMP, "DPU-only task with a precision other than "
+                      "int8/int16/int32/fp16 (IN = PROC)");
+    }
+    if (d->fp16 ? !((d->out_prec == RN_PREC_FP16 && to_half) ||
+                    (d->out_prec == RN_PREC_FP32 && !to_half))
+                : (!d->out_bytes || to_half)) {
+        return refuse(c, out, RN_LOG_UNIMP, "DPU-only output precision other than the proc's "
+                      "integer types or fp16/fp32 from fp16");
+    }
+    d->out_bytes = d->out_prec == RN_PREC_FP16 ? 2 : d->out_bytes;
+    return true;
+}
+
+bool rn_decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
+                   struct rn_task_outcome *out)
 {
     uint32_t fm = R(DPU_FEATURE_MODE_CFG), fmt = R(DPU_DATA_FORMAT);
     uint32_t chan = R(DPU_DATA_CUBE_CHANNEL), ow = R(DPU_BS_OW_CFG), ew = R(DPU_EW_CFG);
     const char *why;
 
-    if (F(fm, DPU, FEATURE_MODE_CFG, FLYING_MODE) || F(fm, DPU, FEATURE_MODE_CFG, TP_EN) ||
-        F(fm, DPU, FEATURE_MODE_CFG, NONALIGN) ||
+    if (F(fm, DPU, FEATURE_MODE_CFG, FLYING_MODE) != d->flying ||
+        F(fm, DPU, FEATURE_MODE_CFG, TP_EN) || F(fm, DPU, FEATURE_MODE_CFG, NONALIGN) ||
         F(fm, DPU, FEATURE_MODE_CFG, OUTPUT_MODE) != 2) {
-        return refuse(c, out, RN_LOG_UNIMP, "DPU flying/transpose/non-aligned/PPU output mode");
+        return refuse(c, out, RN_LOG_UNIMP, d->flying ? "DPU-only task not in flying mode to "
+                      "memory (or transposed, non-aligned)" : "DPU flying/transpose/non-aligned/"
+                      "PPU output mode in a convolution");
     }
     d->out_prec = F(fmt, DPU, DATA_FORMAT, OUT_PRECISION);
     d->out_bytes = rn_out_bytes(d->out_prec);
-    if (!d->out_bytes || F(fmt, DPU, DATA_FORMAT, IN_PRECISION) ||
-        F(fmt, DPU, DATA_FORMAT, PROC_PRECISION) || F(fmt, DPU, DATA_FORMAT, MC_SURF_OUT) ||
-        F(R(DPU_OUT_CVT_SCALE), DPU, OUT_CVT_SCALE, FP32TOFP16_EN)) {
-        return refuse(c, out, RN_LOG_UNIMP,
-                      "DPU int8 pipeline to an output other than int8/int16/int32/fp32");
+    if (F(fmt, DPU, DATA_FORMAT, MC_SURF_OUT)) {
+        return refuse(c, out, RN_LOG_UNIMP, "DPU MC_SURF_OUT serial writer");
+    }
+    if (d->flying ? !decode_flying_precision(c, d, fmt, out)
+                  : (!d->out_bytes || F(fmt, DPU, DATA_FORMAT, IN_PRECISION) ||
+                     F(fmt, DPU, DATA_FORMAT, PROC_PRECISION) ||
+                     F(R(DPU_OUT_CVT_SCALE), DPU, OUT_CVT_SCALE, FP32TOFP16_EN))) {
+        return d->flying ? false : refuse(c, out, RN_LOG_UNIMP,
+                          "DPU int8 pipeline to an output other than int8/int16/int32/fp32");
     }
     if (F(R(DPU_DATA_CUBE_HEIGHT), DPU, DATA_CUBE_HEIGHT, MINMAX_CTL)) {
         return refuse(c, out, RN_LOG_UNIMP, "DPU min/max reduction");
     }
     d->wo = F(R(DPU_DATA_CUBE_WIDTH), DPU, DATA_CUBE_WIDTH, WIDTH) + 1;
     d->ho = F(R(DPU_DATA_CUBE_HEIGHT), DPU, DATA_CUBE_HEIGHT, HEIGHT) + 1;
-    if (d->wo != F(R(CORE_DATAOUT_SIZE_0), CORE, DATAOUT_SIZE_0, DATAOUT_WIDTH) + 1 ||
-        d->ho != F(R(CORE_DATAOUT_SIZE_0), CORE, DATAOUT_SIZE_0, DATAOUT_HEIGHT) + 1) {
+    if (!d->flying &&
+        (d->wo != F(R(CORE_DATAOUT_SIZE_0), CORE, DATAOUT_SIZE_0, DATAOUT_WIDTH) + 1 ||
+         d->ho != F(R(CORE_DATAOUT_SIZE_0), CORE, DATAOUT_SIZE_0, DATAOUT_HEIGHT) + 1)) {
         return refuse(c, out, RN_LOG_GUEST_ERROR, "CORE DATAOUT_SIZE_0 differs from DPU cube");
     }
     d->co = F(chan, DPU, DATA_CUBE_CHANNEL, CHANNEL) + 1;
@@ -184,9 +214,10 @@ static bool decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     d->ew_on = !F(ew, DPU, EW_CFG, EW_BYPASS);
     d->ew_operand = d->ew_on && !F(ew, DPU, EW_CFG, EW_OP_BYPASS);
     if (d->ew_on) {
-        if (!F(ew, DPU, EW_CFG, EW_LUT_BYPASS) || F(ew, DPU, EW_CFG, EW_BINARY_EN) ||
-            F(ew, DPU, EW_CFG, EW_EQUAL_EN)) {
-            return refuse(c, out, RN_LOG_UNIMP, "EW LUT, binary or equal mode");
+        /* EQUAL_EN shows no effect (allbilly); BINARY_EN writes zeros (refused, Q17) */
+        if ((!F(ew, DPU, EW_CFG, EW_LUT_BYPASS) && !d->flying) ||
+            F(ew, DPU, EW_CFG, EW_BINARY_EN)) {
+            return refuse(c, out, RN_LOG_UNIMP, "EW LUT in a convolution, or EW binary mode");
         }
         d->ew_relu = !F(ew, DPU, EW_CFG, EW_RELU_BYPASS);
         d->ew_relux = F(ew, DPU, EW_CFG, EW_RELUX_EN);
@@ -224,13 +255,13 @@ static bool decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     d->dst = R(DPU_DST_BASE_ADDR);
     d->dst_surf_stride = R(DPU_DST_SURF_STRIDE) & ~0xFu;
     d->surf_add = R(DPU_SURFACE_ADD) & ~0xFu;
-    d->group_channels = d->dw ? 64 : 32;
+    d->group_channels = d->flying ? 16 / d->out_bytes : d->dw ? 64 : 32;   /* flying: an atom */
     d->offset_pend = R(DPU_OFFSET_PEND);
     return true;
 }
 
-static bool decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
-                        struct rn_task_outcome *out)
+bool rn_decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
+                    struct rn_task_outcome *out)
 {
     uint32_t fm = R(DPU_RDMA_FEATURE_MODE_CFG), er = R(DPU_RDMA_ERDMA_CFG);
     uint32_t comb = F(fm, DPU_RDMA, FEATURE_MODE_CFG, COMB_USE);
@@ -297,7 +328,7 @@ bool rn_conv_decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
 {
     memset(d, 0, sizeof(*d));
     d->dma_base = R(PC_TASK_DMA_BASE_ADDR) & ~0xFu;
-    return decode_cna(c, d, out) && decode_dpu(c, op_en, d, out) &&
-           decode_rdma(c, op_en, d, out) && check_limits(c, d, out) &&
+    return decode_cna(c, d, out) && rn_decode_dpu(c, op_en, d, out) &&
+           rn_decode_rdma(c, op_en, d, out) && check_limits(c, d, out) &&
            rn_conv_quirks(c, op_en, d, out);
 }

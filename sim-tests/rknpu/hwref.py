@@ -14,7 +14,7 @@ ERR_READ, ERR_WRITE = 1 << 12, 1 << 13
 # Q15: the quirks' names (the order of the page's table) and the ones on by default.
 QUIRKS = ("cbuf-data-overflow", "short-data-entries", "entry-slab-wrap", "fc-data-bank", "size-e",
           "mrdma-trap", "mac-gating", "dense-misaligned", "s-pointer-core-bits", "odd-kernels",
-          "chain-int-acc")
+          "chain-int-acc", "flying-comb-use")
 DEFAULT_QUIRKS = frozenset(QUIRKS) - {"s-pointer-core-bits"}
 
 
@@ -146,6 +146,7 @@ class Core:
         self.executer = {}   # block name -> 0/1
         self.quirks = quirks
         self.report = report  # None, or a list: one dict per task run
+        self.lut = {"t": np.zeros((2, 513), dtype=np.int64), "table": 0, "addr": 0}
 
     def write_stream(self, e):
         target, value, off = e >> 48, (e >> 16) & 0xFFFFFFFF, e & 0xFFFF
@@ -163,6 +164,9 @@ class Core:
                 continue
             if a not in NAMES or NAMES[a].endswith("S_STATUS"):
                 continue
+            if a in (0x4100, 0x4104):   # LUT_ACCESS_CFG / LUT_ACCESS_DATA (Q18)
+                from . import hwflying
+                hwflying.lut_write(self.lut, self.r.v, a, value)
             if (a & 0xFFF) == 4:   # S_POINTER
                 if value & 0x20:
                     self.executer[a & 0xF000] = 0
@@ -206,7 +210,7 @@ class Core:
                 wrote_base |= self.write_stream(e)
             tasks += 1
             ql = QuirkLog(self.quirks)
-            ql.task_index, ql.cacc = tasks - 1, cacc
+            ql.task_index, ql.cacc, ql.lut = tasks - 1, cacc, self.lut
             if opn is None:
                 self._report(tasks - 1, ql, error=ERR_READ)
                 return ERR_READ | 0x100, False, tasks
@@ -243,6 +247,11 @@ class Cacc:
 
 def run_task(r, mem, opn, ql=None):
     """Execute one task's op_en; returns error bits (0 if clean), raises Hang."""
+    if opn & 8 and not opn & 5:                    # DPU-only (Q18)
+        from . import hwflying
+        ql = ql or QuirkLog(DEFAULT_QUIRKS)
+        return hwflying.run(r, mem, opn, getattr(ql, "lut", None) or
+                            {"t": np.zeros((2, 513), dtype=np.int64)}, ql)
     if opn & 0xD != 0xD:
         return ERR_READ
     try:
@@ -352,9 +361,8 @@ def decode(r, opn):
     t.ew_on = not ew & 1
     t.ew_op = t.ew_on and not ew & 2
     if t.ew_on:
-        if not field("DPU_EW_CFG", "EW_LUT_BYPASS", ew) or field("DPU_EW_CFG", "EW_BINARY_EN", ew) \
-                or field("DPU_EW_CFG", "EW_EQUAL_EN", ew):
-            raise Refused
+        if not field("DPU_EW_CFG", "EW_LUT_BYPASS", ew) or field("DPU_EW_CFG", "EW_BINARY_EN", ew):
+            raise Refused                        # EQUAL_EN: no effect (Q17)
         t.ew_relu = not field("DPU_EW_CFG", "EW_RELU_BYPASS", ew)
         t.ew_relux = bool(field("DPU_EW_CFG", "EW_RELUX_EN", ew))
         t.ew_cmp = s32(r["DPU_EW_RELUX_CMP_VALUE"])

@@ -1,0 +1,284 @@
+/*
+ * DPU-only ("flying") tasks (HARDWARE-UNKNOWNS Q18): op_en DPU (+ DPU_RDMA) without CNA/CORE.
+ * The MRDMA reads the main data, which goes through BS, BN, EW (or the LUT) and OUT_CVT as a CACC
+ * value would, in integer or — for fp16 — in fp32, and the WDMA writes one atom per group.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "conv.h"
+#include "fp16.h"
+
+#define R(name) REG(c, name)
+
+struct flying {
+    const struct rn_conv *d;
+    struct rn_lut lut;
+    bool lut_on;
+    const int32_t *ew;          /* EW operand [channel][pixel] (integer values or raw bits) */
+    const int32_t *bias;        /* BRDMA operand per channel (int32 or fp32 bits) */
+};
+
+static float f32(uint32_t bits) { return rn_f32_from_bits(bits); }
+
+static float float_relu(const struct rn_alu_stage *s, float v)
+{
+    if (s->relu) {
+        v = v < 0 ? 0 : v;
+        if (s->relux && v > f32((uint32_t)s->relux_cmp)) {
+            v = f32((uint32_t)s->relux_cmp);
+        }
+    }
+    return v;
+}
+
+static float float_alu(const struct rn_alu_stage *s, float v, uint32_t mem_bits)
+{
+    if (s->alu) {
+        float op = f32(s->alu_mem ? mem_bits : (uint32_t)s->operand);
+        v = s->sub ? v - op : v + op;
+    }
+    return v;
+}
+
+/* Q18: the fp16 pipeline in fp32 — register operands are fp32 bits, multipliers fp16 bits. */
+static float float_value(const struct flying *f, float v, uint32_t o, size_t pix)
+{
+    const struct rn_conv *d = f->d;
+    uint32_t bias = f->bias ? (uint32_t)f->bias[o] : 0;
+    if (d->bs.on) {
+        v = float_alu(&d->bs, v, bias);
+        v = d->bs.mul ? v * rn_half_to_float((uint16_t)d->bs.mul_operand) : v;
+        v = float_relu(&d->bs, v);
+    }
+    if (d->bn.on) {
+        v = d->bn.mul ? v * rn_half_to_float((uint16_t)d->bn.mul_operand) : v;
+        v = float_relu(&d->bn, float_alu(&d->bn, v, 0));
+    }
+    if (f->lut_on) {
+        v = (float)rn_lut_eval(&f->lut, v);
+    } else if (d->ew_on && d->ew_operand) {
+        uint32_t raw = (uint32_t)f->ew[(size_t)o * ((size_t)d->wo * d->ho) + pix];
+        float e = d->ew_from_regs ? (d->ew_mul ? rn_half_to_float((uint16_t)raw) : f32(raw))
+                : d->ew_bytes == 2 ? rn_half_to_float((uint16_t)raw) : f32(raw);
+        v = d->ew_mul ? v * e
+          : d->ew_algo == RN_EW_MAX ? fmaxf(v, e) : d->ew_algo == RN_EW_MIN ? fminf(v, e)
+          : d->ew_algo == RN_EW_MINUS ? v - e : d->ew_algo == RN_EW_ABS ? fabsf(v)
+          : d->ew_algo == RN_EW_NEG ? -v : v + e;
+    }
+    if (d->ew_on) {
+        struct rn_alu_stage relu = { .relu = d->ew_relu, .relux = d->ew_relux,
+                                     .relux_cmp = d->ew_relux_cmp };
+        v = float_relu(&relu, v);
+    }
+    /* OUT_CVT on float data: CVT_TYPE 1 (q + OFFSET)·SCALE·2^-MINUS_EXP, else q·SCALE·2^-SHIFT
+     * + OFFSET */
+    {
+        float scale = (float)(int16_t)(d->out_scale & 0xFFFF), off = (float)(int32_t)d->out_offset;
+        if ((d->out_shift >> 31) & 1) {
+            v = ldexpf((v + off) * scale, -(int)RN_FX(d->out_shift, DPU, OUT_CVT_SHIFT, MINUS_EXP));
+        } else {
+            v = ldexpf(v * scale, -(int)(d->out_shift & 0xFFF)) + off;
+        }
+    }
+    return v;
+}
+
+static void store(uint8_t *dst, const struct rn_conv *d, float fv, int64_t iv)
+{
+    if (d->fp16) {
+        uint32_t u = d->out_prec == RN_PREC_FP16 ? rn_float_to_half(fv) : rn_f32_bits(fv);
+        for (uint32_t i = 0; i < d->out_bytes; i++) {
+            dst[i] = (uint8_t)(u >> (8 * i));
+        }
+    } else {
+        rn_out_store(dst, iv, d->out_prec);
+    }
+}
+
+static int32_t main_element(const uint8_t *p, const struct rn_conv *d)
+{
+    uint32_t u = 0;
+    for (uint32_t i = 0; i < d->in_bytes; i++) {
+        u |= (uint32_t)p[i] << (8 * i);
+    }
+    return d->fp16 ? (int32_t)u
+         : d->in_bytes == 1 ? (int8_t)u : d->in_bytes == 2 ? (int16_t)u : (int32_t)u;
+}
+
+static bool decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d, struct flying *f,
+                   struct rn_task_outcome *out)
+{
+    uint32_t fm = R(DPU_RDMA_FEATURE_MODE_CFG), src = R(DPU_RDMA_SRC_DMA_CFG);
+    memset(d, 0, sizeof(*d));
+    d->flying = true;
+    d->dma_base = R(PC_TASK_DMA_BASE_ADDR) & ~0xFu;
+    if (!(op_en & RN_OPEN_DPU_RDMA) || RN_FX(fm, DPU_RDMA, FEATURE_MODE_CFG, MRDMA_DISABLE)) {
+        rn_logf(c, RN_LOG_GUEST_ERROR, "rknpu: task refused: a DPU-only task needs the MRDMA "
+                "(DPU_RDMA enabled, MRDMA_DISABLE 0)");
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    if (RN_FX(fm, DPU_RDMA, FEATURE_MODE_CFG, COMB_USE) & 1 &&
+        rn_quirk_fire(c, out, RN_QUIRK_FLYING_COMB_USE, "DPU_RDMA COMB_USE %u in flying mode: "
+                      "the task never completes", RN_FX(fm, DPU_RDMA, FEATURE_MODE_CFG, COMB_USE))) {
+        out->hang = true;
+        return false;
+    }
+    if (!rn_decode_dpu(c, op_en, d, out) || !rn_decode_rdma(c, op_en, d, out)) {
+        return false;
+    }
+    if (RN_FX(fm, DPU_RDMA, FEATURE_MODE_CFG, IN_PRECISION) !=
+            RN_FX(R(DPU_DATA_FORMAT), DPU, DATA_FORMAT, IN_PRECISION) ||
+        (src & 0x3FFF) || RN_FX(R(DPU_RDMA_DATA_CUBE_WIDTH), DPU_RDMA, DATA_CUBE_WIDTH, WIDTH) + 1 != d->wo ||
+        RN_FX(R(DPU_RDMA_DATA_CUBE_HEIGHT), DPU_RDMA, DATA_CUBE_HEIGHT, HEIGHT) + 1 != d->ho) {
+        rn_logf(c, RN_LOG_GUEST_ERROR, "rknpu: task refused: DPU-only task whose MRDMA "
+                "precision, cube or pooling fields disagree with the DPU's");
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    f->lut_on = d->ew_on && !RN_FX(R(DPU_EW_CFG), DPU, EW_CFG, EW_LUT_BYPASS);
+    if (f->lut_on && (!d->fp16 || !rn_lut_decode(c, &f->lut))) {
+        rn_logf(c, RN_LOG_UNIMP, "rknpu: task refused: LUT on an integer pipeline, or LUT_CFG "
+                "settings no program was seen with (LO_LE_MUX != 2, EXPAND, ROAD_SEL, CAL_SEL)");
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    if (f->lut_on && d->ew_operand) {
+        rn_logf(c, RN_LOG_UNIMP, "rknpu: EW operation with the LUT on: applied as the LUT "
+                "alone (unverified)");
+    }
+    if ((uint64_t)d->co * d->wo * d->ho * 4 > RN_MAX_BUF_BYTES) {
+        rn_logf(c, RN_LOG_GUEST_ERROR, "rknpu: task refused: DPU-only cube over 64 MiB");
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    return true;
+}
+
+/* MRDMA: element (c, y, x) at SRC + (c / C2)·(W·H·16 + SURF_NOTCH) + y·(W + LINE_NOTCH)·16 +
+ * x·16 + (c % C2)·e; values into main[pixel][channel]. */
+static bool fetch_main(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                       int32_t *main, struct rn_task_outcome *out)
+{
+    uint32_t c2 = 16 / d->in_bytes, ln = RN_FX(REG(c, DPU_RDMA_SRC_DMA_CFG), DPU_RDMA,
+                                                SRC_DMA_CFG, LINE_NOTCH_ADDR);
+    uint64_t surf = (uint64_t)d->wo * d->ho * 16 + (REG(c, DPU_RDMA_SURF_NOTCH) & ~0xFu);
+    uint8_t *row = rn_scratch(c, RN_BUF_ROW, (size_t)d->wo * 16);
+    if (!row) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    for (uint32_t j = 0; j * c2 < d->co_calc; j++) {
+        for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
+            uint32_t a = (uint32_t)(REG(c, DPU_RDMA_SRC_BASE_ADDR) + d->dma_base + j * surf +
+                                    (uint64_t)y * (d->wo + ln) * 16);
+            out->st.bytes_read += (uint64_t)d->wo * 16;
+            if (m->read(m->opaque, a, row, (size_t)d->wo * 16)) {
+                out->error |= RN_ERR_DMA_READ;
+                return false;
+            }
+            for (uint32_t x = 0; x < d->wo; x++) {
+                for (uint32_t l = 0; l < c2 && j * c2 + l < d->co_calc; l++) {
+                    main[((size_t)y * d->wo + x) * d->co_calc + j * c2 + l] =
+                        main_element(row + x * 16 + l * d->in_bytes, d);
+                }
+            }
+        }
+    }
+    return true;
+}
+
+static bool fetch_bias(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                       struct flying *f, struct rn_task_outcome *out)
+{
+    int32_t *bias;
+    uint8_t *raw;
+    f->bias = NULL;
+    if (!(d->bs.on && d->bs.alu && d->bs.alu_mem)) {
+        return true;
+    }
+    bias = rn_scratch(c, RN_BUF_BIAS, (size_t)d->bias_entries * 4);
+    raw = rn_scratch(c, RN_BUF_ACC, (size_t)d->bias_entries * 4);
+    out->st.bytes_read += (uint64_t)d->bias_entries * 4;
+    if (!bias || !raw || m->read(m->opaque, d->bias_addr + d->dma_base, raw,
+                                 (size_t)d->bias_entries * 4)) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    for (uint32_t i = 0; i < d->bias_entries; i++) {
+        bias[i] = (int32_t)((uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
+                            (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24);
+    }
+    f->bias = bias;
+    return true;
+}
+
+static void write_out(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                      const uint8_t *obuf, struct rn_task_outcome *out)
+{
+    size_t surf = (size_t)d->wo * d->ho * 16;
+    uint32_t nsurf = (d->co * d->out_bytes + 15) / 16;
+    for (uint32_t j = 0; j < nsurf; j++) {
+        out->st.bytes_written += surf;
+        if (m->write(m->opaque, (uint32_t)(d->dst + d->dma_base + (uint64_t)j * d->surf_add),
+                     obuf + j * surf, surf)) {
+            out->error |= RN_ERR_DMA_WRITE;
+            return;
+        }
+    }
+}
+
+void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
+                   struct rn_task_outcome *out)
+{
+    struct rn_conv d;
+    struct flying f = { .d = &d };
+    size_t npix;
+    int32_t *main, *ew = NULL;
+    uint8_t *obuf;
+    uint32_t c2o;
+
+    if (!decode(c, op_en, &d, &f, out)) {
+        return;
+    }
+    npix = (size_t)d.wo * d.ho;
+    c2o = 16 / d.out_bytes;
+    out->st.in_w = out->st.out_w = d.wo;
+    out->st.in_h = out->st.out_h = d.ho;
+    out->st.in_c = d.co_calc;
+    out->st.out_c = d.co;
+    out->st.ew = d.ew_operand;
+    main = rn_scratch(c, RN_BUF_INPUT, npix * d.co_calc * sizeof(int32_t));
+    obuf = rn_scratch(c, RN_BUF_OUT, (size_t)(d.co + c2o - 1) / c2o * 16 * npix);
+    if (d.ew_operand && !f.lut_on) {
+        ew = rn_scratch(c, RN_BUF_EW32, (size_t)d.co_calc * npix * sizeof(int32_t));
+    }
+    if (!main || !obuf || (d.ew_operand && !f.lut_on && !ew)) {
+        out->error |= RN_ERR_DMA_READ;
+        return;
+    }
+    if (!fetch_main(c, mem, &d, main, out) || !fetch_bias(c, mem, &d, &f, out) ||
+        (ew && !rn_fetch_ew_wide(c, mem, &d, ew, out))) {
+        return;
+    }
+    f.ew = ew;
+    for (uint32_t o = 0; o < (d.co + c2o - 1) / c2o * c2o; o++) {
+        for (size_t p = 0; p < npix && !c->cancel; p++) {
+            uint8_t *dst = obuf + ((size_t)(o / c2o) * npix + p) * 16 + (o % c2o) * d.out_bytes;
+            int32_t v = o < d.co_calc ? main[p * d.co_calc + o] : 0;
+            int64_t e = ew && o < d.co_calc ? ew[(size_t)o * npix + p] : 0;
+            if (o >= d.co_calc) {   /* past ORIG_CHANNEL: OFFSET_PEND (Q11) */
+                rn_extra_channel_store(dst, d.offset_pend, d.out_bytes);
+            } else if (d.fp16) {
+                store(dst, &d, float_value(&f, rn_half_to_float((uint16_t)v), o, p), 0);
+            } else {
+                store(dst, &d, 0, rn_dpu_value(&d, v, 0, f.bias ? f.bias[o] : d.bs.operand,
+                                               ew ? &e : NULL));
+            }
+        }
+    }
+    if (!out->error && !c->cancel) {
+        write_out(c, mem, &d, obuf, out);
+    }
+}
