@@ -17,7 +17,8 @@ RKNPU_RUN = os.environ.get("RKNPU_RUN", os.path.join(os.path.dirname(__file__), 
                                                      "qemu-hw", "tools", "rknpu-run"))
 PREC = {"int8": (0, 1, "<i1"), "int16": (1, 2, "<i2"), "int32": (4, 4, "<i4"),
         "fp16": (2, 2, "<f2")}
-MAIN, OPND, OUT, REGCMD = 0x100000, 0x200000, 0x300000, 0x10000
+# IOVAs of the regcmd, main tensor, operand and output (the board test packs them from 0)
+HOST = {"regcmd": 0x10000, "main": 0x100000, "operand": 0x200000, "out": 0x300000}
 
 
 def atoms(t, eb):
@@ -37,8 +38,10 @@ def unatoms(raw, h, w, c, dt):
     return np.stack([buf[ch // c2, :, :, ch % c2] for ch in range(c)], axis=2)
 
 
-def job(prec, main, ew_cfg=1, operand=None, out_prec=None, extra=(), orig=None, lut=None):
+def job(prec, main, ew_cfg=1, operand=None, out_prec=None, extra=(), orig=None, lut=None,
+        at=HOST):
     """One DPU-only task on main [h, w, c]; the EW operand (same shape) from the ERDMA."""
+    REGCMD, MAIN, OPND, OUT = at["regcmd"], at["main"], at["operand"], at["out"]
     code, eb, dt = PREC[prec]
     h, w, c = main.shape
     out_code = code if out_prec is None else out_prec

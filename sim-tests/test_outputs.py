@@ -18,14 +18,14 @@ PREC = {"int8": (0, 1), "int16": (1, 2), "int32": (4, 4), "fp32": (5, 4)}
 
 
 def job(prec, w=6, h=5, c=48, k=40, scale=1, shift=0, offset=0, qd_en=0, round_away=False,
-        seed=3):
+        seed=3, base=0x100000):
     """One 1x1 conv of int8 data to `prec`, and the output numpy expects."""
     code, eo = PREC[prec]
     rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, size=(h, w, c), dtype=np.int64)
     wt = rng.integers(-128, 128, size=(k, c), dtype=np.int64)
     bias = rng.integers(-(1 << 20), 1 << 20, size=k, dtype=np.int64)
-    lay = tinyjob.Layout(0x100000)
+    lay = tinyjob.Layout(base)
     rc, x, wi, bi = lay.take(2048), lay.take(w * h * 16 * -(-c // 16)), lay.take(k * c), \
         lay.take(4 * k)
     surf, c2 = w * h * 16, 16 // eo
