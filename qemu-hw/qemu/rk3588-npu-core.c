@@ -150,6 +150,7 @@ static void *npu_worker(void *opaque)
         /* the kick as the CPU programmed it (npu_start_kick writes it under the lock) */
         memcpy(w->regs, s->kick_regs, sizeof(w->regs));
         w->executer = s->kick_executer;
+        memcpy(w->lut, s->kick_lut, sizeof(w->lut));
         w->task_count = 0;
         w->timing = s->core.timing;
         w->cancel = 0;
@@ -305,6 +306,7 @@ static void npu_start_kick(RK3588NPUCoreState *s)
     qemu_mutex_lock(&s->lock);
     memcpy(s->kick_regs, s->core.regs, sizeof(s->kick_regs));
     s->kick_executer = s->core.executer;
+    memcpy(s->kick_lut, s->core.lut, sizeof(s->kick_lut));   /* the DPU's LUT RAM (Q18) */
     qemu_mutex_unlock(&s->lock);
     s->kick_ns = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     s->phase = NPU_COMPUTING;
