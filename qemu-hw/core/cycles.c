@@ -33,7 +33,10 @@ void rn_cycles_estimate(const struct rn_timing *t, struct rn_task_stats *st)
 {
     uint64_t pix = (uint64_t)st->out_w * st->out_h, taps = (uint64_t)st->kh * st->kw, mac, dma;
     uint64_t per;
-    if (st->depthwise) {
+    if (st->pool) {
+        /* not in the RKNN cost tables: one 16-channel window step per cycle (a guess, Q16) */
+        mac = pix * taps * div_up(st->out_c, 16);
+    } else if (st->depthwise) {
         mac = pix * taps * div_up(st->out_c, 64);
     } else {
         per = div_up(st->in_c, 32) * taps;

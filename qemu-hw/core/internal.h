@@ -48,6 +48,10 @@ bool rn_quirk_fire(struct rn_core *c, struct rn_task_outcome *out, enum rn_quirk
 void rn_pipeline_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
                      struct rn_task_outcome *out);
 
+/* A pool task (PPU fed by PPU_RDMA, ppu.c, Q16); refuses any other op_en with the PPU. */
+void rn_ppu_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
+                struct rn_task_outcome *out);
+
 /* Cycle model for a finished task (fills st->cycles). */
 void rn_cycles_estimate(const struct rn_timing *t, struct rn_task_stats *st);
 

@@ -603,6 +603,10 @@ void rn_pipeline_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en
 {
     const uint32_t conv = RN_OPEN_CNA | RN_OPEN_CORE | RN_OPEN_DPU;
     struct rn_conv d;
+    if (op_en & (RN_OPEN_PPU | RN_OPEN_PPU_RDMA)) {   /* pooling, or its refusal (ppu.c, Q16) */
+        rn_ppu_run(c, mem, op_en, out);
+        return;
+    }
     if ((op_en & RN_OPEN_DPU) && !(op_en & (RN_OPEN_CNA | RN_OPEN_CORE))) {
         rn_flying_run(c, mem, op_en, out);   /* DPU-only: main data from the MRDMA (Q18) */
         return;

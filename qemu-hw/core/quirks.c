@@ -33,6 +33,12 @@ const struct rn_quirk_info rn_quirk_table[RN_QUIRK_COUNT] = {
         "(pixel p, channel o % 32) to its sums" },
     [RN_QUIRK_FLYING_COMB_USE] = { "flying-comb-use", true, 'H',
         "a DPU-only task with DPU_RDMA COMB_USE bit 0 set never completes: hang until reset" },
+    [RN_QUIRK_PPU_WIDTH_HANG] = { "ppu-width-hang", true, 'M',
+        "a square 3x3..8x8 stride-1 pool over more than 34 (3x3, 4x4) or 20 (5x5..8x8) input "
+        "columns hangs until reset" },
+    [RN_QUIRK_PPU_KERNEL16_PAD7] = { "ppu-kernel16-pad7", true, 'L',
+        "a pool window of 16 with a pad of 7 on that axis: every output is the first input "
+        "element of its lane" },
 };
 
 uint32_t rn_quirks_default(void)

@@ -25,6 +25,8 @@ enum rn_quirk {
     RN_QUIRK_ODD_KERNELS,          /* int8 direct conv with an odd WEIGHT_KERNELS: ±2 LSB noise */
     RN_QUIRK_CHAIN_INT_ACC,        /* raw integer accumulator not cleared between chained tasks */
     RN_QUIRK_FLYING_COMB_USE,      /* DPU-only task with COMB_USE bit 0: never completes */
+    RN_QUIRK_PPU_WIDTH_HANG,       /* stride-1 pool with a 3..8 window over a wide input: hang */
+    RN_QUIRK_PPU_KERNEL16_PAD7,    /* pool window 16 with pad 7: every output is the first input */
     RN_QUIRK_COUNT
 };
 
@@ -160,6 +162,26 @@ static inline uint64_t rn_slab_wrap_unit(const struct rn_cbuf_geom *g, uint64_t 
 static inline uint32_t rn_size_e_expected(bool dw, uint32_t out_bytes)
 {
     return (dw ? 64u : 32u) * out_bytes / 16u - 1u;
+}
+
+/*
+ * ppu-width-hang: the widths where a square stride-1 pool hangs (IR, Q15): 3x3 and 4x4 past 34
+ * input columns, 5x5 to 8x8 past 20.
+ */
+static inline bool rn_quirk_ppu_width_hang(uint32_t kw, uint32_t kh, uint32_t sx, uint32_t sy,
+                                           uint32_t in_w)
+{
+    if (kw != kh || sx != 1 || sy != 1) {
+        return false;
+    }
+    return (kw >= 3 && kw <= 4 && in_w > 34) || (kw >= 5 && kw <= 8 && in_w > 20);
+}
+
+/* ppu-kernel16-pad7: a window 16 wide (high) with a pad of 7 on the same axis (AB, Q15). */
+static inline bool rn_quirk_ppu_kernel16_pad7(uint32_t kw, uint32_t kh, uint32_t pl, uint32_t pr,
+                                              uint32_t pt, uint32_t pb)
+{
+    return (kw == 16 && (pl == 7 || pr == 7)) || (kh == 16 && (pt == 7 || pb == 7));
 }
 
 /* mac-gating: bits 11 (lanes 0-7), 23 (lanes 8-15) and 24 (the whole array) must stay set. */

@@ -225,7 +225,7 @@ static void test_errors(void)
     expect_error(&c, 0x7001, RN_ERR_DMA_READ);
 
     p.n = 0;
-    emit_open(&p, 0x60);                              /* PPU pooling: not modelled */
+    emit_open(&p, 0x20);                              /* PPU fed by the DPU: not modelled */
     store_prog(&p, 0);
     expect_error(&c, 0x7001, RN_ERR_DMA_READ);
 

@@ -13,6 +13,7 @@ struct run_ctx {
     FILE *stats;
     size_t kick;
     int first;
+    int open;                        /* the last task's stats object awaits its kick's status */
     int quiet;
     unsigned long long log_limit;    /* messages printed per kick; 0: all */
     unsigned long long logged, suppressed;
@@ -84,8 +85,9 @@ static void task_cb(void *opaque, const struct rn_task_stats *st)
         printf("kick %zu task %u: regcmd 0x%08x op_en 0x%02x %s %ux%ux%u -> %ux%ux%u k%ux%u s%u "
                "macs %llu rd %llu wr %llu cycles %llu%s%s%s\n",
                r->kick, st->kick_task, st->regcmd_iova, st->op_en,
-               st->depthwise ? "dw" : "conv", st->in_w, st->in_h, st->in_c, st->out_w,
-               st->out_h, st->out_c, st->kw, st->kh, st->stride, (unsigned long long)st->macs,
+               st->pool ? "pool" : st->depthwise ? "dw" : "conv", st->in_w, st->in_h,
+               st->in_c, st->out_w, st->out_h, st->out_c, st->kw, st->kh, st->stride,
+               (unsigned long long)st->macs,
                (unsigned long long)st->bytes_read, (unsigned long long)st->bytes_written,
                (unsigned long long)st->cycles, st->quirks ? " quirks " : "", on,
                st->error ? " ERROR" : "");
@@ -93,18 +95,32 @@ static void task_cb(void *opaque, const struct rn_task_stats *st)
     if (r->stats) {
         json_quirks(on, sizeof(on), st->quirks);
         json_quirks(off, sizeof(off), st->quirks_off);
+        if (r->open) {
+            fputs("}", r->stats);   /* not the last task of its kick */
+        }
         fprintf(r->stats,
-                "%s\n  {\"kick\":%zu,\"task\":%u,\"regcmd\":%u,\"op_en\":%u,\"depthwise\":%d,"
-                "\"ew\":%d,\"in\":[%u,%u,%u],\"out\":[%u,%u,%u],\"kernel\":[%u,%u],\"stride\":%u,"
+                "%s\n  {\"kick\":%zu,\"task\":%u,\"regcmd\":%u,\"op_en\":%u,\"pool\":%d,"
+                "\"depthwise\":%d,\"ew\":%d,\"in\":[%u,%u,%u],\"out\":[%u,%u,%u],"
+                "\"kernel\":[%u,%u],\"stride\":%u,"
                 "\"macs\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,\"cycles\":%llu,"
-                "\"error\":%u,\"quirks\":%s,\"quirks_off\":%s}",
+                "\"error\":%u,\"quirks\":%s,\"quirks_off\":%s",
                 r->first ? "" : ",", r->kick, st->kick_task, st->regcmd_iova, st->op_en,
-                st->depthwise, st->ew, st->in_w, st->in_h, st->in_c, st->out_w, st->out_h,
+                st->pool, st->depthwise, st->ew, st->in_w, st->in_h, st->in_c, st->out_w, st->out_h,
                 st->out_c, st->kw, st->kh, st->stride, (unsigned long long)st->macs,
                 (unsigned long long)st->bytes_read, (unsigned long long)st->bytes_written,
                 (unsigned long long)st->cycles, st->error, on, off);
         r->first = 0;
+        r->open = 1;
     }
+}
+
+/* The last task's object carries INTERRUPT_RAW_STATUS as the kick left it. */
+static void end_kick_stats(struct run_ctx *r, uint32_t raw_bits)
+{
+    if (r->stats && r->open) {
+        fprintf(r->stats, ",\"status\":%u}", raw_bits);
+    }
+    r->open = 0;
 }
 
 static int close_stats(struct run_ctx *r, const char *path)
@@ -217,6 +233,7 @@ int main(int argc, char **argv)
             struct rn_kick_result res;
             job_run_kick(&job, &core, r.kick, &res);
             log_end_kick(&r);
+            end_kick_stats(&r, res.raw_bits);
             macs += res.macs;
             if (res.hang || (res.raw_bits & (RN_ERR_DMA_READ | RN_ERR_DMA_WRITE))) {
                 fprintf(stderr, "rknpu-run: kick %zu: %s (raw status 0x%05x)\n", r.kick,
