@@ -14,7 +14,7 @@ ERR_READ, ERR_WRITE = 1 << 12, 1 << 13
 # Q15: the quirks' names (the order of the page's table) and the ones on by default.
 QUIRKS = ("cbuf-data-overflow", "short-data-entries", "entry-slab-wrap", "fc-data-bank", "size-e",
           "mrdma-trap", "mac-gating", "dense-misaligned", "s-pointer-core-bits", "odd-kernels",
-          "chain-int-acc", "flying-comb-use")
+          "chain-int-acc", "flying-comb-use", "ppu-width-hang", "ppu-kernel16-pad7")
 DEFAULT_QUIRKS = frozenset(QUIRKS) - {"s-pointer-core-bits"}
 
 
@@ -247,6 +247,8 @@ class Cacc:
 
 def run_task(r, mem, opn, ql=None):
     """Execute one task's op_en; returns error bits (0 if clean), raises Hang."""
+    if opn & (PPU_BITS | PPU_RDMA_BITS):
+        return run_pool(r, mem, opn, ql or QuirkLog(DEFAULT_QUIRKS))
     if opn & 8 and not opn & 5:                    # DPU-only (Q18)
         from . import hwflying
         ql = ql or QuirkLog(DEFAULT_QUIRKS)
@@ -797,6 +799,169 @@ def write_output(t, mem, out):
             break
     if hang:
         raise Hang
+
+
+# ---- Q16: PPU pooling (standalone pool tasks fed by PPU_RDMA) ----
+
+PPU_BITS, PPU_RDMA_BITS = 0x20, 0x40
+# PROC_PRECISION -> element bytes; 4 (int32) and 5 (fp32) write zeros
+POOL_ELEM = {0: 1, 1: 2, 2: 2, 4: 4, 5: 4}
+
+
+class Pool:
+    pass
+
+
+def pool_pair_ok(prec, width, method):
+    """Q16 "Precision": the measured (PROC_PRECISION, PPU_RDMA IN_PRECISION) pairs."""
+    if prec == 0:
+        return width in (1, 2) or (width == 3 and method != 0)
+    if prec in (1, 2):
+        return width == 2
+    return prec in (4, 5) and width == 3
+
+
+def decode_pool(r, opn):
+    """Q16 "Scope", "Refused", "Fields", "Precision", "Layout"; raises Refused."""
+    t = Pool()
+    mode, fmt, misc = r["PPU_OPERATION_MODE_CFG"], r["PPU_DATA_FORMAT"], r["PPU_MISC_CTRL"]
+    if opn & 0x1D or not opn & PPU_BITS or not opn & PPU_RDMA_BITS:
+        raise Refused("DPU -> PPU, or one of the pair")
+    if not field("PPU_OPERATION_MODE_CFG", "FLYING_MODE", mode) or \
+            field("PPU_DATA_FORMAT", "DPU_FLYIN", fmt):
+        raise Refused("input from the DPU")
+    if field("PPU_OPERATION_MODE_CFG", "INDEX_EN", mode) or \
+            field("PPU_OPERATION_MODE_CFG", "NOTCH_ADDR", mode) or \
+            field("PPU_MISC_CTRL", "NONALIGN", misc) or field("PPU_MISC_CTRL", "MC_SURF_OUT", misc):
+        raise Refused("INDEX_EN, NOTCH_ADDR, NONALIGN or MC_SURF_OUT")
+    t.method = field("PPU_OPERATION_MODE_CFG", "POOLING_METHOD", mode)
+    t.prec = field("PPU_DATA_FORMAT", "PROC_PRECISION", fmt)
+    if t.method == 3 or t.prec not in POOL_ELEM or \
+            not pool_pair_ok(t.prec, r.f("PPU_RDMA_DATA_FORMAT", "IN_PRECISION"), t.method):
+        raise Refused("method or precision")
+    t.e = POOL_ELEM[t.prec]
+    t.c2 = 16 // t.e
+    t.iw = r.f("PPU_DATA_CUBE_IN_WIDTH", "CUBE_IN_WIDTH") + 1
+    t.ih = r.f("PPU_DATA_CUBE_IN_HEIGHT", "CUBE_IN_HEIGHT") + 1
+    t.c = r.f("PPU_DATA_CUBE_IN_CHANNEL", "CUBE_IN_CHANNEL") + 1
+    t.ow = r.f("PPU_DATA_CUBE_OUT_WIDTH", "CUBE_OUT_WIDTH") + 1
+    t.oh = r.f("PPU_DATA_CUBE_OUT_HEIGHT", "CUBE_OUT_HEIGHT") + 1
+    if r.f("PPU_DATA_CUBE_OUT_CHANNEL", "CUBE_OUT_CHANNEL") + 1 != t.c:
+        raise Refused("channels")
+    if (r.f("PPU_RDMA_CUBE_IN_WIDTH", "CUBE_IN_WIDTH") + 1,
+            r.f("PPU_RDMA_CUBE_IN_HEIGHT", "CUBE_IN_HEIGHT") + 1,
+            r.f("PPU_RDMA_CUBE_IN_CHANNEL", "CUBE_IN_CHANNEL") + 1) != (t.iw, t.ih, t.c):
+        raise Refused("RDMA cube")
+    k = "PPU_POOLING_KERNEL_CFG"
+    t.kw, t.kh = r.f(k, "KERNEL_WIDTH") + 1, r.f(k, "KERNEL_HEIGHT") + 1
+    t.sx, t.sy = r.f(k, "KERNEL_STRIDE_WIDTH") + 1, r.f(k, "KERNEL_STRIDE_HEIGHT") + 1
+    p = "PPU_POOLING_PADDING_CFG"
+    t.pl, t.pt = r.f(p, "PAD_LEFT"), r.f(p, "PAD_TOP")
+    t.pr, t.pb = r.f(p, "PAD_RIGHT"), r.f(p, "PAD_BOTTOM")
+    if (t.ow - 1) * t.sx + t.kw > t.pl + t.iw + t.pr or \
+            (t.oh - 1) * t.sy + t.kh > t.pt + t.ih + t.pb:
+        raise Refused("windows past the padded input")
+    t.ns = -(-t.c // t.c2)
+    lim = 64 << 20
+    if t.ns * t.ih * t.iw * 16 > lim or t.ns * t.oh * t.ow * 16 > lim or \
+            t.ns * t.oh * t.ow * 16 * t.kw * t.kh > 1 << 33:
+        raise Refused("limits")
+    t.pad = r["PPU_PADDING_VALUE_1_CFG"] & ((1 << (8 * min(t.e, 2))) - 1)
+    t.rw = r.f("PPU_RECIP_KERNEL_WIDTH", "RECIP_KERNEL_WIDTH")
+    t.rh = r.f("PPU_RECIP_KERNEL_HEIGHT", "RECIP_KERNEL_HEIGHT")
+    base = r["PC_TASK_DMA_BASE_ADDR"] & ~0xF
+    t.src = r["PPU_RDMA_SRC_BASE_ADDR"] + base
+    t.ls, t.ss = r["PPU_RDMA_SRC_LINE_STRIDE"] & ~0xF, r["PPU_RDMA_SRC_SURF_STRIDE"] & ~0xF
+    t.dst = (r["PPU_DST_BASE_ADDR"] & ~0xF) + base
+    t.ds = r["PPU_DST_SURF_STRIDE"] & ~0xF
+    return t
+
+
+def fp17(reg):
+    """Q16: RECIP_KERNEL_* under fp16 processing, as a float32."""
+    e, f = reg >> 10 & 0x3F, reg & 0x3FF
+    v = 0.0 if e == 0 else (1 + f / 1024) * 2.0 ** (e - 31)
+    return np.float32(-v if reg >> 16 & 1 else v)
+
+
+def to_fp16_bits(x):
+    """float32 array -> binary16 bits, nearest even, overflow to inf, NaN as 0x7E00."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        h = np.asarray(x, dtype=np.float32).astype(np.float16).view(np.uint16)
+    return np.where(np.isnan(x), np.uint16(0x7E00), h)
+
+
+def rne_shift32(p):
+    """round(p / 2^32), ties to even, on an int64 array."""
+    q = p >> 32
+    rem = p - (q << 32)
+    return q + ((rem > 1 << 31) | ((rem == 1 << 31) & (q % 2 == 1)))
+
+
+def pool_compute(t, cube, first_only):
+    """cube [surfaces, ih, iw, c2] of elements (signed ints, or fp16 bits as uint16) -> the output
+    atoms [surfaces, oh, ow, c2] of the same kind (Q16 "Window" ... "Average")."""
+    fp = t.prec == 2
+    if t.e == 4:
+        return np.zeros((t.ns, t.oh, t.ow, t.c2), dtype=np.int64)
+    if first_only:                      # quirk ppu-kernel16-pad7
+        return np.broadcast_to(cube[:, :1, :1, :], (t.ns, t.oh, t.ow, t.c2)).copy()
+    pad = t.pad if fp else (t.pad - (1 << 8 * t.e) if t.pad >> (8 * t.e - 1) else t.pad)
+    P = np.full((t.ns, t.pt + t.ih + t.pb, t.pl + t.iw + t.pr, t.c2), pad, dtype=np.int64)
+    P[:, t.pt:t.pt + t.ih, t.pl:t.pl + t.iw, :] = cube
+    hs, ws = (t.oh - 1) * t.sy + 1, (t.ow - 1) * t.sx + 1
+    wins = [P[:, ky:ky + hs:t.sy, kx:kx + ws:t.sx, :] for ky in range(t.kh) for kx in range(t.kw)]
+    if fp:
+        vals = [w.astype(np.uint16).view(np.float16).astype(np.float32) for w in wins]
+        if t.method == 0:
+            acc = vals[0]
+            with np.errstate(invalid="ignore", over="ignore"):
+                for v in vals[1:]:
+                    acc = (acc + v).astype(np.float32)
+                a = (acc * fp17(t.rw)).astype(np.float32)
+                b = (a * fp17(t.rh)).astype(np.float32)
+            return to_fp16_bits(b).astype(np.int64)
+        cur, bits = vals[0], wins[0]
+        for v, b in zip(vals[1:], wins[1:]):
+            better = v > cur if t.method == 1 else v < cur
+            cur, bits = np.where(better, v, cur), np.where(better, b, bits)
+        return bits
+    if t.method == 0:
+        s = np.sum(wins, axis=0)
+        lo, hi = -(1 << 8 * t.e - 1), (1 << 8 * t.e - 1) - 1
+        return np.clip(rne_shift32(s * t.rw * t.rh), lo, hi)
+    return np.max(wins, axis=0) if t.method == 1 else np.min(wins, axis=0)
+
+
+def run_pool(r, mem, opn, q):
+    """One pool task (Q16) with the PPU quirks of Q15; returns error bits, raises Hang."""
+    try:
+        t = decode_pool(r, opn)
+    except Refused:
+        return ERR_READ
+    if t.kw == t.kh and t.sx == t.sy == 1 and \
+            ((3 <= t.kw <= 4 and t.iw > 34) or (5 <= t.kw <= 8 and t.iw > 20)) and \
+            q.fire("ppu-width-hang"):
+        raise Hang
+    first_only = ((t.kw == 16 and 7 in (t.pl, t.pr)) or (t.kh == 16 and 7 in (t.pt, t.pb))) and \
+        q.fire("ppu-kernel16-pad7")
+    dt = {1: "<i1", 2: "<u2" if t.prec == 2 else "<i2", 4: "<i4"}[t.e]
+    cube = np.zeros((t.ns, t.ih, t.iw, t.c2), dtype=np.int64)
+    try:
+        for s in range(t.ns):
+            for y in range(t.ih):
+                raw = mem.read((t.src + s * t.ss + y * t.ls) % (1 << 32), t.iw * 16)
+                cube[s, y] = np.frombuffer(raw, dtype=dt).reshape(t.iw, t.c2)
+    except Fault:
+        return ERR_READ
+    out = pool_compute(t, cube, first_only)
+    odt = {1: "<i1", 2: "<u2" if t.prec == 2 else "<i2", 4: "<i4"}[t.e]
+    try:
+        for s in range(t.ns):
+            mem.write((t.dst + s * t.ds) % (1 << 32), out[s].astype(odt).tobytes())
+    except Fault:
+        return ERR_WRITE
+    return 0
 
 
 def run_job(segments, kicks, quirks=None, report=None):
