@@ -10,7 +10,7 @@ ASAN := build-asan
 FUZZ_SECONDS ?= 600
 
 .PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
-	test-asan test-py test-mesa-teflon bench timing fuzz run
+	test-asan test-arm64 test-py test-mesa-teflon bench timing fuzz run
 
 all: build
 
@@ -77,7 +77,12 @@ test-py: build board
 	RKNPU_RUN=$(CURDIR)/$(BUILD)/qemu-hw/tools/rknpu-run $(PY) -m pytest sim-tests \
 	    -q -p no:cacheprovider --junitxml=$(BUILD)/pytest.xml
 
-test: test-unit test-asan test-py
+# The core's C tests cross-built for arm64 and run under qemu-user, once on each NEON kernel path
+# (scripts/test-arm64 --numerics adds sim-tests' numerics on each).
+test-arm64:
+	@scripts/test-arm64 $(BUILD)/arm64
+
+test: test-unit test-asan test-arm64 test-py
 	@$(PY) scripts/test-summary $(BUILD) $(ASAN)
 
 # Every case of Mesa's own test_teflon (4210) on the emulated board, or those a gtest filter picks

@@ -1,0 +1,110 @@
+/*
+ * The few GLib test functions the core's unit tests use, for builds without GLib (the arm64
+ * cross build of scripts/test-arm64): TAP output like g_test_run's --tap, and any failed
+ * assertion aborts the program with the expression and values on stderr.
+ */
+#ifndef ROCKETSIM_GLIB_SHIM_H
+#define ROCKETSIM_GLIB_SHIM_H
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define G_N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef void (*GTestFunc)(void);
+
+static struct {
+    const char *path;
+    GTestFunc fn;
+} g_shim_tests[256];
+static int g_shim_ntests;
+
+static inline void g_test_init(int *argc, char ***argv, ...)
+{
+    (void)argc;
+    (void)argv;
+}
+
+static inline void g_test_add_func(const char *path, GTestFunc fn)
+{
+    if (g_shim_ntests == (int)(sizeof(g_shim_tests) / sizeof(g_shim_tests[0]))) {
+        abort();
+    }
+    g_shim_tests[g_shim_ntests].path = path;
+    g_shim_tests[g_shim_ntests++].fn = fn;
+}
+
+static inline int g_test_run(void)
+{
+    printf("1..%d\n", g_shim_ntests);
+    for (int i = 0; i < g_shim_ntests; i++) {
+        fflush(stdout);
+        g_shim_tests[i].fn();
+        printf("ok %d %s\n", i + 1, g_shim_tests[i].path);
+    }
+    return 0;
+}
+
+static inline void *g_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        abort();
+    }
+    return p;
+}
+
+static inline void g_free(void *p)
+{
+    free(p);
+}
+
+#define g_shim_fail(...)                                                                      \
+    do {                                                                                      \
+        fflush(stdout);                                                                       \
+        fprintf(stderr, "%s:%d: assertion failed: ", __FILE__, __LINE__);                     \
+        fprintf(stderr, __VA_ARGS__);                                                         \
+        fprintf(stderr, "\n");                                                                \
+        abort();                                                                              \
+    } while (0)
+
+#define g_shim_cmp(type, fmt, a, op, b)                                                       \
+    do {                                                                                      \
+        type g_shim_a = (type)(a), g_shim_b = (type)(b);                                      \
+        if (!(g_shim_a op g_shim_b)) {                                                        \
+            g_shim_fail("%s %s %s (%" fmt " %s %" fmt ")", #a, #op, #b, g_shim_a, #op,        \
+                        g_shim_b);                                                            \
+        }                                                                                     \
+    } while (0)
+
+#define g_assert_cmpint(a, op, b) g_shim_cmp(int64_t, PRId64, a, op, b)
+#define g_assert_cmpuint(a, op, b) g_shim_cmp(uint64_t, PRIu64, a, op, b)
+#define g_assert_cmphex(a, op, b) g_shim_cmp(uint64_t, "#" PRIx64, a, op, b)
+#define g_assert_true(e)                                                                      \
+    do {                                                                                      \
+        if (!(e)) {                                                                           \
+            g_shim_fail("%s", #e);                                                            \
+        }                                                                                     \
+    } while (0)
+#define g_assert_false(e) g_assert_true(!(e))
+#define g_assert_null(e) g_assert_true((e) == NULL)
+#define g_assert_nonnull(e) g_assert_true((e) != NULL)
+#define g_assert_cmpstr(a, op, b)                                                             \
+    do {                                                                                      \
+        const char *g_shim_s = (a), *g_shim_t = (b);                                          \
+        if (!(strcmp(g_shim_s, g_shim_t) op 0)) {                                             \
+            g_shim_fail("%s %s %s (\"%s\" %s \"%s\")", #a, #op, #b, g_shim_s, #op, g_shim_t); \
+        }                                                                                     \
+    } while (0)
+#define g_assert_cmpmem(a, la, b, lb)                                                         \
+    do {                                                                                      \
+        if ((size_t)(la) != (size_t)(lb) || memcmp((a), (b), (size_t)(la))) {                 \
+            g_shim_fail("%s (%zu bytes) == %s (%zu bytes)", #a, (size_t)(la), #b,             \
+                        (size_t)(lb));                                                        \
+        }                                                                                     \
+    } while (0)
+
+#endif
