@@ -7,6 +7,7 @@ CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rocketsim
 export ROCKETSIM_CACHE := $(CACHE)
 BUILD := build
 ASAN := build-asan
+ROCKETSIM := $(BUILD)/tools/rocketsim/rocketsim
 FUZZ_SECONDS ?= 600
 
 .PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
@@ -36,7 +37,7 @@ qemu: deps
 build: deps
 	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
 	@ninja -C $(BUILD) | grep -v '^ninja: no work to do' || true
-	@test -x $(BUILD)/qemu-hw/tools/rknpu-run
+	@test -x $(BUILD)/qemu-hw/tools/rknpu-run -a -x $(ROCKETSIM)
 
 build-asan: deps
 	@[ -f $(ASAN)/build.ninja ] || meson setup $(ASAN) --buildtype=debug \
@@ -68,10 +69,8 @@ board: qemu rootfs
 # The build steps run with stdin from /dev/null so that none of them reads what is typed for
 # the guest's shell.
 shell:
-	@$(MAKE) --no-print-directory board </dev/null
-	@$(PY) -c 'import sys; sys.path.insert(0, "sim-tests"); import board, os; \
-	    os.execv(board.qemu_cmd(interactive=True)[0], board.qemu_cmd(interactive=True, \
-	    append="rocketsim.shell"))'
+	@$(MAKE) --no-print-directory build board </dev/null
+	@$(ROCKETSIM) shell $(ARGS)
 
 test-py: build board
 	RKNPU_RUN=$(CURDIR)/$(BUILD)/qemu-hw/tools/rknpu-run $(PY) -m pytest sim-tests \
@@ -94,11 +93,11 @@ test-mesa-teflon: board
 	    -q -s -p no:cacheprovider
 
 bench: build
-	@$(PY) scripts/bench.py --build $(BUILD)
+	@$(ROCKETSIM) bench --build $(BUILD) $(ARGS)
 
 # Emulated inference times under -icount beside the published board figures.
 timing: build board
-	@$(PY) scripts/timing.py
+	@$(ROCKETSIM) timing
 
 fuzz: deps
 	@mkdir -p build-fuzz/corpus
@@ -107,6 +106,13 @@ fuzz: deps
 	build-fuzz/fuzz-core -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    build-fuzz/corpus qemu-hw/tests/fuzz-seeds
 
+# Soak: SOAK MobileDet inferences from three guest processes on the three NPU cores in one boot
+# (outputs identical, no kernel warning, QEMU RSS flat), and a snapshot mid-inference restored to
+# the same detections (sim-tests/test_soak.py; make test runs it with 30); figures: build/soak.json
+SOAK ?= 1000
+soak: board
+	ROCKETSIM_SOAK=$(SOAK) $(PY) -m pytest sim-tests/test_soak.py -q -s -p no:cacheprovider
+
 # The main job: MobileDet through Mesa Teflon on the emulated NPU (ARGS="--image coffee" etc.).
 run: build board
-	@$(PY) scripts/run.py $(ARGS)
+	@$(ROCKETSIM) run $(ARGS)

@@ -1,4 +1,4 @@
-"""Whole models through Mesa Teflon on the emulated NPU (scripts/run.py, i.e. what `make run`
+"""Whole models through Mesa Teflon on the emulated NPU (`rocketsim run`, i.e. what `make run`
 does: the photo decoded and resized by rocket-infer in the guest), against TFLite's CPU kernels on
 the host on the same input bytes. Each run is recorded in build/<model>-<photo>.json; the copy in
 golden/ is what the NPU gave when it was committed, and the NPU must still give exactly that."""
@@ -14,10 +14,12 @@ import yolox
 
 pytestmark = pytest.mark.boot
 GOLDEN = os.path.join(board.ROOT, "golden")
+ROCKETSIM = os.environ.get("ROCKETSIM",
+                           os.path.join(board.BUILD, "tools", "rocketsim", "rocketsim"))
 
 
 def run(model, photo, out):
-    r = subprocess.run([os.path.join(board.ROOT, "scripts", "run.py"), "--model", model,
+    r = subprocess.run([ROCKETSIM, "run", "--model", model,
                         "--image", photo, "--invokes", "1", "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
