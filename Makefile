@@ -11,7 +11,7 @@ ROCKETSIM := $(BUILD)/tools/rocketsim/rocketsim
 FUZZ_SECONDS ?= 600
 
 .PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
-	test-asan test-arm64 test-py test-mesa-teflon bench timing fuzz run
+	test-asan test-arm64 test-py test-mesa-teflon bench timing fuzz run qemu-asan
 
 all: build
 
@@ -25,7 +25,8 @@ help:
 	@echo "make shell    boot the emulated board with a shell on the console"
 	@echo "make bench    MobileDet conv/depthwise layers through the core: core-bench GMAC/s"
 	@echo "make timing   MobileNetV1/MobileDet times under -icount beside board figures"
-	@echo "make fuzz     libFuzzer on the core for FUZZ_SECONDS (default 600)"
+	@echo "make fuzz     libFuzzer on the core, then on the QEMU device, FUZZ_SECONDS each (600)"
+	@echo "make qemu-asan  qemu-system-aarch64 under ASan+UBSan (build/qemu-asan, ~25 min)"
 	@echo "make test-mesa-teflon  every case of Mesa's test_teflon on the board (MESA_TEFLON=filter)"
 
 deps:
@@ -33,6 +34,10 @@ deps:
 
 qemu: deps
 	@scripts/build-qemu
+
+# clang, ASan+UBSan, edge counters in the device's files (for fuzz-qemu); ~25 min on 2 cores
+qemu-asan: deps
+	@scripts/build-qemu asan
 
 build: deps
 	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
@@ -99,12 +104,21 @@ bench: build
 timing: build board
 	@$(ROCKETSIM) timing
 
-fuzz: deps
-	@mkdir -p build-fuzz/corpus
+# libFuzzer on the core (fuzz-core.c), then on the whole QEMU device over qtest (fuzz-qemu.c:
+# coverage feedback from build/qemu-asan when it is built, `make qemu-asan`), FUZZ_SECONDS each;
+# findings in build-fuzz/crash-* and build-fuzz/qemu-crash-* (seeds: make-fuzz-seeds.py there).
+FUZZ_QEMU ?= $(if $(wildcard $(BUILD)/qemu-asan),$(BUILD)/qemu-asan,$(BUILD)/qemu-system-aarch64)
+fuzz: deps qemu
+	@mkdir -p build-fuzz/corpus build-fuzz/corpus-qemu
 	clang -g -O2 -fsanitize=fuzzer,address,undefined -DRN_LIBFUZZER -Iqemu-hw/core \
 	    qemu-hw/core/*.c qemu-hw/tests/fuzz-core.c -o build-fuzz/fuzz-core
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iqemu-hw/core qemu-hw/tests/fuzz-qemu.c \
+	    -o build-fuzz/fuzz-qemu
 	build-fuzz/fuzz-core -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    build-fuzz/corpus qemu-hw/tests/fuzz-seeds
+	    -artifact_prefix=build-fuzz/ build-fuzz/corpus qemu-hw/tests/fuzz-seeds
+	ROCKETSIM_QEMU=$(FUZZ_QEMU) build-fuzz/fuzz-qemu -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=4096 -timeout=120 -print_final_stats=1 -artifact_prefix=build-fuzz/qemu- \
+	    build-fuzz/corpus-qemu qemu-hw/tests/fuzz-qemu-seeds
 
 # Soak: SOAK MobileDet inferences from three guest processes on the three NPU cores in one boot
 # (outputs identical, no kernel warning, QEMU RSS flat), and a snapshot mid-inference restored to
