@@ -292,125 +292,107 @@ AVX2 uint32_t rn_avx2_sum(const uint8_t *p, size_t n)
     return (uint32_t)t;
 }
 
-/* ---- the DPU fast path, 4 lanes of int64 per ymm ---- */
-
-/* Rounding right shift by sh (1..62): ties up, or to even. */
-struct rshift {
-    __m128i sh;
-    __m256i top;    /* 2^63 >> sh (logical): the sign bit after the shift */
-    __m256i half;   /* 2^(sh - 1), less 1 for ties to even */
-    __m256i odd;    /* 1 for ties to even (bit sh of x is added), else 0 */
-};
-
-AVX2_INLINE void rshift_init(struct rshift *r, uint32_t sh, bool up)
-{
-    r->sh = _mm_cvtsi32_si128((int)sh);
-    r->top = _mm256_set1_epi64x((int64_t)(((uint64_t)1 << 63) >> sh));
-    r->half = _mm256_set1_epi64x(((int64_t)1 << (sh - 1)) - !up);
-    r->odd = _mm256_set1_epi64x(!up);
-}
+/* ---- the DPU fast path, 4 lanes of double per ymm ---- */
 
 /*
- * round(x / 2^sh): (x + half) >> sh for ties up; (x + half - 1 + bit sh of x) >> sh for ties to
- * even. The arithmetic shift is (x >>> sh ^ top) - top (AVX2 has no vpsraq). Every caller's x
- * is under 2^62 in magnitude, so x + half does not overflow.
+ * Every value of the rule fits 53 bits, so doubles hold them exactly: acc + ow_op * wsum < 2^47,
+ * (e + ew_offset) * ew_scale < 2^46, v * out_scale < 2^47 (the scales and ow_op are 16-bit), and
+ * a product scaled by 2^-shift is exact too. vroundpd's nearest mode is the ties-to-even
+ * rounding of a right shift; ties up are the floor plus one where the fraction is exactly 1/2.
  */
-AVX2_INLINE __m256i rshift(__m256i x, const struct rshift *r)
-{
-    __m256i t = _mm256_add_epi64(x, r->half);
-    t = _mm256_add_epi64(t, _mm256_and_si256(_mm256_srl_epi64(x, r->sh), r->odd));
-    t = _mm256_srl_epi64(t, r->sh);
-    return _mm256_sub_epi64(_mm256_xor_si256(t, r->top), r->top);
-}
-
-AVX2_INLINE __m256i clamp64(__m256i x, __m256i lo, __m256i hi)
-{
-    x = _mm256_blendv_epi8(x, lo, _mm256_cmpgt_epi64(lo, x));
-    return _mm256_blendv_epi8(x, hi, _mm256_cmpgt_epi64(x, hi));
-}
-
-struct dpu_k {
-    struct rshift tr, er, orr;
-    __m256i ow, eoff, esc, osc, ooff, i32min, i32max, o8min, o8max;
+struct dpu_d {
+    __m256d ow, tsc, esc, eoff, osc, ooff, i32min, i32max, o8min, o8max;
 };
 
-AVX2_INLINE __m256i ld4x32(const int32_t *p)
+#define RNE_PD(x) _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+AVX2_INLINE __m256d clamp_pd(__m256d x, __m256d lo, __m256d hi)
 {
-    return _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_min_pd(_mm256_max_pd(x, lo), hi);
 }
 
-/* Lanes [0, 4) of the rule in kernels.h, as int64; tr, ew: CLIP_TRUNCATE, the EW operand */
-AVX2_INLINE __m256i dpu4(const struct dpu_k *k, bool tr, bool ew, const int32_t *acc,
+AVX2_INLINE __m256d ld4pd(const int32_t *p)
+{
+    return _mm256_cvtepi32_pd(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* Lanes [0, 4) of the rule in kernels.h; tr, up, ew: CLIP_TRUNCATE, its ties up, the EW operand */
+AVX2_INLINE __m128i dpu4(const struct dpu_d *k, bool tr, bool up, bool ew, const int32_t *acc,
                          const int32_t *bias, const int32_t *wsum, const int8_t *e)
 {
-    /* vpmuldq: the low 32 bits of each lane, signed */
-    __m256i x = _mm256_add_epi64(ld4x32(acc), _mm256_mul_epi32(ld4x32(wsum), k->ow));
+    __m256d x = _mm256_fmadd_pd(ld4pd(wsum), k->ow, ld4pd(acc));
     if (tr) {
-        x = rshift(x, &k->tr);
+        __m256d y = _mm256_mul_pd(x, k->tsc);
+        x = RNE_PD(y);
+        if (up) {
+            __m256d f = _mm256_floor_pd(y);
+            __m256d tie = _mm256_cmp_pd(_mm256_sub_pd(y, f), _mm256_set1_pd(0.5), _CMP_EQ_OQ);
+            x = _mm256_blendv_pd(x, _mm256_add_pd(f, _mm256_set1_pd(1.0)), tie);
+        }
     }
-    x = clamp64(_mm256_add_epi64(x, ld4x32(bias)), k->i32min, k->i32max);
+    x = clamp_pd(_mm256_add_pd(x, ld4pd(bias)), k->i32min, k->i32max);
     if (ew) {   /* e + ew_offset fits 32 bits: dpu_setup keeps larger offsets off this path */
         int32_t e4;
         memcpy(&e4, e, 4);
-        __m256i ev = _mm256_add_epi64(_mm256_cvtepi8_epi64(_mm_cvtsi32_si128(e4)), k->eoff);
-        ev = rshift(_mm256_mul_epi32(ev, k->esc), &k->er);
-        x = clamp64(_mm256_add_epi64(x, ev), k->i32min, k->i32max);
+        __m256d ev = _mm256_cvtepi32_pd(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(e4)));
+        ev = RNE_PD(_mm256_mul_pd(_mm256_add_pd(ev, k->eoff), k->esc));
+        x = clamp_pd(_mm256_add_pd(x, ev), k->i32min, k->i32max);
     }
-    x = rshift(_mm256_mul_epi32(x, k->osc), &k->orr);
-    return clamp64(_mm256_add_epi64(x, k->ooff), k->o8min, k->o8max);
+    x = _mm256_add_pd(RNE_PD(_mm256_mul_pd(x, k->osc)), k->ooff);
+    return _mm256_cvtpd_epi32(clamp_pd(x, k->o8min, k->o8max));
 }
 
-/* n atoms; 16 int64 in [-128, 127] per atom -> 16 bytes in order (the low dwords, packed) */
-AVX2_INLINE void dpu_loop(const struct dpu_k *k, bool tr, bool ew, const int32_t *acc,
+AVX2_INLINE void dpu_loop(const struct dpu_d *k, bool tr, bool up, bool ew, const int32_t *acc,
                           const int32_t *bias, const int32_t *wsum, const int8_t *e, size_t es,
                           int8_t *out, size_t os, size_t n)
 {
-    const __m256i lo = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, e += es, out += os) {
-        __m256i v0 = dpu4(k, tr, ew, acc, bias, wsum, e);
-        __m256i v1 = dpu4(k, tr, ew, acc + 4, bias + 4, wsum + 4, e + 4);
-        __m256i v2 = dpu4(k, tr, ew, acc + 8, bias + 8, wsum + 8, e + 8);
-        __m256i v3 = dpu4(k, tr, ew, acc + 12, bias + 12, wsum + 12, e + 12);
-        __m256i d01 = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(v0, lo),
-                                                _mm256_permutevar8x32_epi32(v1, lo), 0x20);
-        __m256i d23 = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(v2, lo),
-                                                _mm256_permutevar8x32_epi32(v3, lo), 0x20);
-        __m256i h = _mm256_permute4x64_epi64(_mm256_packs_epi32(d01, d23), 0xD8);
-        _mm_storeu_si128((__m128i *)out, _mm_packs_epi16(_mm256_castsi256_si128(h),
-                                                         _mm256_extracti128_si256(h, 1)));
+        __m128i r0 = dpu4(k, tr, up, ew, acc, bias, wsum, e);
+        __m128i r1 = dpu4(k, tr, up, ew, acc + 4, bias + 4, wsum + 4, e + 4);
+        __m128i r2 = dpu4(k, tr, up, ew, acc + 8, bias + 8, wsum + 8, e + 8);
+        __m128i r3 = dpu4(k, tr, up, ew, acc + 12, bias + 12, wsum + 12, e + 12);
+        _mm_storeu_si128((__m128i *)out, _mm_packs_epi16(_mm_packs_epi32(r0, r1),
+                                                         _mm_packs_epi32(r2, r3)));
     }
+}
+
+/* 2^-sh, exactly */
+static double pow2m(uint32_t sh)
+{
+    return 1.0 / (double)((uint64_t)1 << sh);
 }
 
 AVX2 static void dpu_avx2(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                           const int32_t *wsum, const int8_t *e, size_t es, int8_t *out,
                           size_t os, size_t n)
 {
-    struct dpu_k k;
-    memset(&k, 0, sizeof(k));
-    if (f->trunc) {
-        rshift_init(&k.tr, f->trunc, f->trunc_half_up);
-    }
-    if (f->ew) {
-        rshift_init(&k.er, f->ew_shift, false);
-        k.eoff = _mm256_set1_epi64x(f->ew_offset);
-        k.esc = _mm256_set1_epi64x(f->ew_scale);
-    }
-    rshift_init(&k.orr, f->out_shift, false);
-    k.ow = _mm256_set1_epi64x(f->ow_op);
-    k.osc = _mm256_set1_epi64x(f->out_scale);
-    k.ooff = _mm256_set1_epi64x(f->out_offset);
-    k.i32min = _mm256_set1_epi64x(INT32_MIN);
-    k.i32max = _mm256_set1_epi64x(INT32_MAX);
-    k.o8min = _mm256_set1_epi64x(-128);
-    k.o8max = _mm256_set1_epi64x(127);
-    if (f->trunc && f->ew) {
-        dpu_loop(&k, true, true, acc, bias, wsum, e, es, out, os, n);
+    struct dpu_d k;
+    k.ow = _mm256_set1_pd(f->ow_op);
+    k.tsc = _mm256_set1_pd(f->trunc ? pow2m(f->trunc) : 1.0);
+    k.esc = _mm256_set1_pd(f->ew ? f->ew_scale * pow2m(f->ew_shift) : 0.0);
+    k.eoff = _mm256_set1_pd(f->ew_offset);
+    k.osc = _mm256_set1_pd(f->out_scale * pow2m(f->out_shift));
+    k.ooff = _mm256_set1_pd(f->out_offset);
+    k.i32min = _mm256_set1_pd(INT32_MIN);
+    k.i32max = _mm256_set1_pd(INT32_MAX);
+    k.o8min = _mm256_set1_pd(-128);
+    k.o8max = _mm256_set1_pd(127);
+    if (f->trunc && f->trunc_half_up) {
+        if (f->ew) {
+            dpu_loop(&k, true, true, true, acc, bias, wsum, e, es, out, os, n);
+        } else {
+            dpu_loop(&k, true, true, false, acc, bias, wsum, e, es, out, os, n);
+        }
     } else if (f->trunc) {
-        dpu_loop(&k, true, false, acc, bias, wsum, e, es, out, os, n);
+        if (f->ew) {
+            dpu_loop(&k, true, false, true, acc, bias, wsum, e, es, out, os, n);
+        } else {
+            dpu_loop(&k, true, false, false, acc, bias, wsum, e, es, out, os, n);
+        }
     } else if (f->ew) {
-        dpu_loop(&k, false, true, acc, bias, wsum, e, es, out, os, n);
+        dpu_loop(&k, false, false, true, acc, bias, wsum, e, es, out, os, n);
     } else {
-        dpu_loop(&k, false, false, acc, bias, wsum, e, es, out, os, n);
+        dpu_loop(&k, false, false, false, acc, bias, wsum, e, es, out, os, n);
     }
 }
 

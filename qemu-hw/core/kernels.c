@@ -200,9 +200,9 @@ const struct rn_kernel_impl rn_kernels_generic = {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #ifdef __clang__
-#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni"
+#define VNNI_TARGET "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"
 #else
-#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,prefer-vector-width=512"
+#define VNNI_TARGET "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,prefer-vector-width=512"
 #endif
 
 /*
@@ -259,48 +259,71 @@ static void gemm_vnni_blocked(const uint8_t *a, size_t np, const int8_t *wp, siz
         }
     }
 }
-/* The DPU fast path, 8 lanes in int64 per step; every product has 32-bit signed factors. */
-__attribute__((target(VNNI_TARGET)))
-static inline __m512i round_shift8(__m512i x, uint32_t sh, bool half_up)
+/*
+ * The DPU fast path, 8 lanes of double per zmm: every value of the rule fits 53 bits (see
+ * kernels-x86.c, whose AVX2 version this is), so the products are exact, vrndscalepd's nearest
+ * mode is the ties-to-even shift, and ties up are the floor plus one at a fraction of 1/2.
+ */
+struct dpu_z {
+    __m512d ow, tsc, esc, eoff, osc, ooff, i32min, i32max, o8min, o8max;
+};
+
+#define RNE_Z(x) _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+__attribute__((target(VNNI_TARGET))) static inline __m512d ld8pd(const int32_t *p)
 {
-    const __m512i one = _mm512_set1_epi64(1);
-    __m512i q = _mm512_sra_epi64(x, _mm_cvtsi32_si128((int)sh));
-    __m512i r = _mm512_and_si512(x, _mm512_set1_epi64(((int64_t)1 << sh) - 1));
-    __m512i half = _mm512_set1_epi64((int64_t)1 << (sh - 1));
-    __mmask8 tie = _mm512_cmpeq_epi64_mask(r, half);
-    __mmask8 up = _mm512_cmpgt_epi64_mask(r, half) |
-                  (half_up ? tie : (__mmask8)(tie & _mm512_test_epi64_mask(q, one)));
-    return _mm512_mask_add_epi64(q, up, q, one);
+    return _mm512_cvtepi32_pd(_mm256_loadu_si256((const __m256i *)p));
 }
 
-__attribute__((target(VNNI_TARGET)))
-static inline __m512i clamp8(__m512i x, int64_t lo, int64_t hi)
+__attribute__((target(VNNI_TARGET))) static inline __m512d clamp_z(__m512d x, __m512d lo,
+                                                                   __m512d hi)
 {
-    return _mm512_min_epi64(_mm512_max_epi64(x, _mm512_set1_epi64(lo)), _mm512_set1_epi64(hi));
+    return _mm512_min_pd(_mm512_max_pd(x, lo), hi);
 }
 
-__attribute__((target(VNNI_TARGET)))
-static void dpu_vnni8(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
-                      const int32_t *wsum, const int8_t *e, int8_t *out)
+/* Lanes [0, 8) of the rule in kernels.h; tr, up, ew: CLIP_TRUNCATE, its ties up, the EW operand */
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline __m256i dpu8_z(const struct dpu_z *k, bool tr, bool up, bool ew, const int32_t *acc,
+                             const int32_t *bias, const int32_t *wsum, const int8_t *e)
 {
-    __m512i x = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)acc));
-    __m512i ws = _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)wsum));
-    x = _mm512_add_epi64(x, _mm512_mul_epi32(ws, _mm512_set1_epi64(f->ow_op)));
-    if (f->trunc) {
-        x = round_shift8(x, f->trunc, f->trunc_half_up);
+    __m512d x = _mm512_fmadd_pd(ld8pd(wsum), k->ow, ld8pd(acc));
+    if (tr) {
+        __m512d y = _mm512_mul_pd(x, k->tsc);
+        x = RNE_Z(y);
+        if (up) {
+            __m512d f = _mm512_roundscale_pd(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+            __mmask8 tie = _mm512_cmp_pd_mask(_mm512_sub_pd(y, f), _mm512_set1_pd(0.5),
+                                              _CMP_EQ_OQ);
+            x = _mm512_mask_add_pd(x, tie, f, _mm512_set1_pd(1.0));
+        }
     }
-    x = _mm512_add_epi64(x, _mm512_cvtepi32_epi64(_mm256_loadu_si256((const __m256i *)bias)));
-    x = clamp8(x, INT32_MIN, INT32_MAX);
-    if (f->ew) {   /* e + ew_offset fits 32 bits: dpu_setup keeps larger offsets off this path */
-        __m512i ev = _mm512_cvtepi8_epi64(_mm_loadl_epi64((const __m128i *)e));
-        ev = _mm512_add_epi64(ev, _mm512_set1_epi64(f->ew_offset));
-        ev = _mm512_mul_epi32(ev, _mm512_set1_epi64(f->ew_scale));
-        x = clamp8(_mm512_add_epi64(x, round_shift8(ev, f->ew_shift, false)), INT32_MIN,
-                   INT32_MAX);
+    x = clamp_z(_mm512_add_pd(x, ld8pd(bias)), k->i32min, k->i32max);
+    if (ew) {   /* e + ew_offset fits 32 bits: dpu_setup keeps larger offsets off this path */
+        __m512d ev = _mm512_cvtepi32_pd(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)e)));
+        ev = RNE_Z(_mm512_mul_pd(_mm512_add_pd(ev, k->eoff), k->esc));
+        x = clamp_z(_mm512_add_pd(x, ev), k->i32min, k->i32max);
     }
-    x = round_shift8(_mm512_mul_epi32(x, _mm512_set1_epi64(f->out_scale)), f->out_shift, false);
-    x = clamp8(_mm512_add_epi64(x, _mm512_set1_epi64(f->out_offset)), -128, 127);
-    _mm_storel_epi64((__m128i *)out, _mm512_cvtepi64_epi8(x));
+    x = _mm512_add_pd(RNE_Z(_mm512_mul_pd(x, k->osc)), k->ooff);
+    return _mm512_cvtpd_epi32(clamp_z(x, k->o8min, k->o8max));
+}
+
+__attribute__((target(VNNI_TARGET), always_inline))
+static inline void dpu_loop_z(const struct dpu_z *k, bool tr, bool up, bool ew,
+                              const int32_t *acc, const int32_t *bias, const int32_t *wsum,
+                              const int8_t *e, size_t es, int8_t *out, size_t os, size_t n)
+{
+    for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, e += es, out += os) {
+        __m256i lo = dpu8_z(k, tr, up, ew, acc, bias, wsum, e);
+        __m256i hi = dpu8_z(k, tr, up, ew, acc + 8, bias + 8, wsum + 8, e + 8);
+        _mm_storeu_si128((__m128i *)out,
+                         _mm512_cvtepi32_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)));
+    }
+}
+
+/* 2^-sh, exactly */
+static double pow2m(uint32_t sh)
+{
+    return 1.0 / (double)((uint64_t)1 << sh);
 }
 
 __attribute__((target(VNNI_TARGET)))
@@ -308,9 +331,33 @@ static void dpu_vnni(const struct rn_dpu_fast *f, const int32_t *acc, const int3
                      const int32_t *wsum, const int8_t *e, size_t es, int8_t *out, size_t os,
                      size_t n)
 {
-    for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, e += es, out += os) {
-        dpu_vnni8(f, acc, bias, wsum, e, out);
-        dpu_vnni8(f, acc + 8, bias + 8, wsum + 8, e + 8, out + 8);
+    struct dpu_z k;
+    k.ow = _mm512_set1_pd(f->ow_op);
+    k.tsc = _mm512_set1_pd(f->trunc ? pow2m(f->trunc) : 1.0);
+    k.esc = _mm512_set1_pd(f->ew ? f->ew_scale * pow2m(f->ew_shift) : 0.0);
+    k.eoff = _mm512_set1_pd(f->ew_offset);
+    k.osc = _mm512_set1_pd(f->out_scale * pow2m(f->out_shift));
+    k.ooff = _mm512_set1_pd(f->out_offset);
+    k.i32min = _mm512_set1_pd(INT32_MIN);
+    k.i32max = _mm512_set1_pd(INT32_MAX);
+    k.o8min = _mm512_set1_pd(-128);
+    k.o8max = _mm512_set1_pd(127);
+    if (f->trunc && f->trunc_half_up) {
+        if (f->ew) {
+            dpu_loop_z(&k, true, true, true, acc, bias, wsum, e, es, out, os, n);
+        } else {
+            dpu_loop_z(&k, true, true, false, acc, bias, wsum, e, es, out, os, n);
+        }
+    } else if (f->trunc) {
+        if (f->ew) {
+            dpu_loop_z(&k, true, false, true, acc, bias, wsum, e, es, out, os, n);
+        } else {
+            dpu_loop_z(&k, true, false, false, acc, bias, wsum, e, es, out, os, n);
+        }
+    } else if (f->ew) {
+        dpu_loop_z(&k, false, false, true, acc, bias, wsum, e, es, out, os, n);
+    } else {
+        dpu_loop_z(&k, false, false, false, acc, bias, wsum, e, es, out, os, n);
     }
 }
 

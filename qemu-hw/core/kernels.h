@@ -43,13 +43,13 @@ void rn_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32
  * EW and OUT_CVT shifts round half to even.
  */
 struct rn_dpu_fast {
-    int32_t ow_op;                 /* CPEND operand */
+    int32_t ow_op;                 /* CPEND operand, int16 */
     uint32_t trunc;                /* CLIP_TRUNCATE of acc + CPEND, 0..62 */
     bool trunc_half_up;            /* its ties: up, else to even */
     bool ew;                       /* add a converted EW operand */
-    int32_t ew_offset, ew_scale;   /* e' = RNE(((e + offset) * scale) >> shift) */
-    uint32_t ew_shift;             /* 1..62 */
-    int32_t out_scale, out_offset; /* out = sat8(RNE((v * scale) >> shift) + offset) */
+    int32_t ew_offset, ew_scale;   /* e' = RNE(((e + offset) * scale) >> shift); |offset| <= 2^30, */
+    uint32_t ew_shift;             /* scale int16, shift 1..62 */
+    int32_t out_scale, out_offset; /* out = sat8(RNE((v * scale) >> shift) + offset); scale int16 */
     uint32_t out_shift;            /* 1..62 */
 };
 
