@@ -3,7 +3,7 @@
  * rocket-infer: run a .tflite model with TFLite's C API, optionally through Mesa's Teflon
  * delegate (the external-delegate ABI of libteflon.so, i.e. the rocket NPU driver).
  *
- *   rocket-infer [-d DELEGATE.so] [-n INVOKES] [-o OUTDIR] [-l LABELS] [-k TOPK]
+ *   rocket-infer [-d DELEGATE.so] [-n INVOKES] [-o OUTDIR] [-l LABELS] [-k TOPK] [-c]
  *                MODEL.tflite INPUT [INPUT...]
  *
  * One INPUT per input tensor: a .png photo (decoded and resized to the tensor's HxW, RGB), a raw
@@ -12,6 +12,8 @@
  * OUTDIR/input-K.bin. Writes OUTDIR/output-K.bin per output tensor and OUTDIR/summary.json: the
  * per-invoke times, the outputs' shapes and quantisation, the top-k of a classifier or the
  * detections of an SSD post-processed model, named from LABELS (one per line, '#' lines skipped).
+ * -c (soak tests) compares every invoke's outputs with the first's, byte for byte: a line per
+ * invoke on stdout, and summary.json's "invokes_differing" counts those that differ.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -199,7 +201,7 @@ static void json_detections(FILE *js, const TfLiteInterpreter *it, char **labels
 static int usage(void)
 {
     fprintf(stderr, "usage: rocket-infer [-d DELEGATE.so] [-n INVOKES] [-o OUTDIR] [-l LABELS] "
-                    "[-k TOPK] MODEL.tflite INPUT [INPUT...]\n"
+                    "[-k TOPK] [-c] MODEL.tflite INPUT [INPUT...]\n"
                     "  INPUT: photo.png | tensor.raw | random:SEED\n");
     return 2;
 }
@@ -207,9 +209,10 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     const char *delegate_path = NULL, *labels_path = NULL;
-    int invokes = 1, topk = 5, opt;
-    while ((opt = getopt(argc, argv, "d:n:o:l:k:")) != -1) {
+    int invokes = 1, topk = 5, check = 0, differing = 0, opt;
+    while ((opt = getopt(argc, argv, "d:n:o:l:k:c")) != -1) {
         switch (opt) {
+        case 'c': check = 1; break;
         case 'd': delegate_path = optarg; break;
         case 'n': invokes = atoi(optarg); break;
         case 'o': outdir = optarg; break;
@@ -269,6 +272,8 @@ int main(int argc, char **argv)
         write_file(name, in[k], TfLiteTensorByteSize(t));
     }
     double *ms = calloc((size_t)invokes, sizeof(double));
+    int nout = TfLiteInterpreterGetOutputTensorCount(it);
+    void **first = calloc((size_t)nout, sizeof(*first));
     for (int i = 0; i < invokes; i++) {
         for (int k = 0; k < nin; k++) {
             TfLiteTensor *t = TfLiteInterpreterGetInputTensor(it, k);
@@ -280,6 +285,23 @@ int main(int argc, char **argv)
             return 1;
         }
         ms[i] = now_ms() - t0;
+        if (check) {   /* every invoke's outputs against the first's */
+            int same = 1;
+            for (int k = 0; k < nout; k++) {
+                const TfLiteTensor *t = TfLiteInterpreterGetOutputTensor(it, k);
+                size_t n = TfLiteTensorByteSize(t);
+                if (i == 0) {
+                    first[k] = malloc(n ? n : 1);
+                    memcpy(first[k], TfLiteTensorData(t), n);
+                } else if (memcmp(first[k], TfLiteTensorData(t), n)) {
+                    same = 0;
+                }
+            }
+            differing += !same;
+            printf("rocket-infer: invoke %d: %.1f ms, outputs %s\n", i, ms[i],
+                   same ? "as invoke 0" : "DIFFER from invoke 0");
+            fflush(stdout);
+        }
     }
     char path[512];
     snprintf(path, sizeof(path), "%s/summary.json", outdir);
@@ -293,8 +315,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < invokes; i++) {
         fprintf(js, "%s%.3f", i ? ", " : "", ms[i]);
     }
-    fprintf(js, "],\n \"outputs\": [");
-    int nout = TfLiteInterpreterGetOutputTensorCount(it);
+    fprintf(js, "],\n");
+    if (check) {
+        fprintf(js, " \"invokes_differing\": %d,\n", differing);
+    }
+    fprintf(js, " \"outputs\": [");
     for (int k = 0; k < nout; k++) {
         const TfLiteTensor *t = TfLiteInterpreterGetOutputTensor(it, k);
         TfLiteQuantizationParams q = TfLiteTensorQuantizationParams(t);
