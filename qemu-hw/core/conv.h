@@ -23,6 +23,10 @@ struct rn_conv {
     bool flying;                   /* a DPU-only task: main data from the MRDMA (Q18) */
     bool fp16;                     /* DPU proc precision fp16 (flying only) */
     uint32_t in_bytes;             /* MRDMA element bytes (flying) */
+    uint32_t prec;                 /* CNA/CORE precision (RN_CNA_*, Q19); RN_CNA_INT8 in flying */
+    struct rn_prec p;              /* its element size, weight tiles and DPU code */
+    bool fdpu;                     /* the DPU works on fp32 values: a float CNA precision */
+    uint32_t cbytes;               /* bytes of one input pixel's channels: ceil(ci * bits / 8) */
     bool dw;
     uint32_t wi, hi, ci;           /* input tile: DATAIN_WIDTH/HEIGHT/CHANNEL */
     uint32_t kw, kh, k;            /* kernel size and kernels */
@@ -69,6 +73,7 @@ struct rn_conv {
     uint32_t out_scale, out_shift, out_offset;
     uint32_t out_prec, out_bytes;  /* DATA_FORMAT.OUT_PRECISION and its element size (Q10) */
     uint32_t dst, dst_surf_stride, surf_add, group_channels;
+    uint32_t notch;                /* DATA_CUBE_NOTCH_ADDR.NOTCH_ADDR_0: atoms between rows */
     uint32_t offset_pend;
 
     /* quirks that fired (Q15): their effects on the data path */
@@ -97,6 +102,15 @@ struct rn_lut {
 bool rn_lut_decode(const struct rn_core *c, struct rn_lut *l);
 double rn_lut_eval(const struct rn_lut *l, double x);
 
+/* Channels per 16-byte output atom, and the byte of output element (o, pixel) in the task's
+ * surface buffer ([surface][pixel][16 bytes]). */
+static inline uint32_t rn_c2o(const struct rn_conv *d) { return 16u / d->out_bytes; }
+static inline uint8_t *rn_obuf_at(void *obuf, const struct rn_conv *d, uint32_t o, size_t pix)
+{
+    return (uint8_t *)obuf + ((size_t)(o / rn_c2o(d)) * d->ho * d->wo + pix) * 16 +
+           (o % rn_c2o(d)) * d->out_bytes;
+}
+
 /* A DPU-only task (op_en without CNA/CORE, main data from the MRDMA): flying.c (Q18). */
 void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
                    struct rn_task_outcome *out);
@@ -108,6 +122,14 @@ enum rn_ew_algo { RN_EW_MAX = 0, RN_EW_MIN = 1, RN_EW_ADD = 2, RN_EW_MINUS = 4, 
 /* The DPU stages of one element, OUT_CVT included, before the output type (dpu.c). */
 int64_t rn_dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
                      const int64_t *e);
+/*
+ * The fp32 DPU pipeline for one element (Q18): BS, BN, EW (or the LUT, when lut is not NULL),
+ * OUT_CVT on float data. bias: the BRDMA operand's bits; e: the EW operand's raw element or NULL.
+ */
+float rn_dpu_float(const struct rn_conv *d, const struct rn_lut *lut, float v, uint32_t bias,
+                   const int32_t *e);
+/* Store a float DPU result as fp16 (OUT_PRECISION 2, round to nearest even) or fp32. */
+void rn_float_store(uint8_t *dst, float v, uint32_t out_prec);
 /* EW operands [channel][pixel] for the forms other than int8 per pixel from the ERDMA (dpu.c). */
 bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                       int32_t *ew, struct rn_task_outcome *out);
@@ -125,6 +147,32 @@ bool rn_conv_decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
 /* Evaluate the quirks' triggers (quirks.c); false when the task hangs (out->hang). */
 bool rn_conv_quirks(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
                     struct rn_task_outcome *out);
+
+/* BRDMA: the bias operand of each of bias_entries channels, or *bias = NULL (pipeline.c). */
+bool rn_fetch_bias(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                   int32_t **bias, struct rn_task_outcome *out);
+
+/*
+ * The CBUF as the CNA reads it (Q15): byte `byte` of input pixel (y, x), from img, the feature as
+ * the fetch stored it ([hi][wi][bpp] bytes; bpp = the geometry's channel bytes); `empty` for
+ * bytes no row stored (pipeline.c).
+ */
+uint8_t rn_cbuf_byte(const struct rn_conv *d, const uint8_t *img, uint32_t y, uint32_t x,
+                     uint32_t byte, uint8_t empty);
+
+/*
+ * The precisions other than int8 (Q19). cna.c: the feature tile [hp][wp][ci] and the weights
+ * ([nk][kh*kw][ci], depthwise [kh*kw][ci]) as int32 elements: integers as values (input
+ * converter applied), floats as their raw bits. mac.c: the MAC and the DPU into obuf.
+ */
+bool rn_cna_fetch_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                       int32_t *tile, uint32_t hp, uint32_t wp, struct rn_task_outcome *out);
+bool rn_cna_weights_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                         int32_t *w, uint32_t nk, struct rn_task_outcome *out);
+bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d, void *obuf,
+                 struct rn_task_outcome *out);
+/* Round sign * mag * 2^lsb to fp32 (to nearest, ties to even); mag: n little-endian limbs. */
+float rn_round_f32(const uint64_t *mag, int n, int lsb, bool neg);
 
 /* Run a decoded convolution through fetch, MAC, DPU and WDMA. */
 void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct rn_conv *d,

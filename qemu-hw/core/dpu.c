@@ -1,9 +1,13 @@
 /*
- * The DPU's integer stages for one element (HARDWARE-UNKNOWNS Q7-Q10, Q17):
+ * The DPU's stages for one element: in integer (HARDWARE-UNKNOWNS Q7-Q10, Q17):
  * BS (CPEND, CLIP_TRUNCATE, ALU, MUL, ReLU) → BN (MUL, ALU, ReLU) → EW (operand converter, ALU or
- * MUL, ReLU) → OUT_CVT, and the EW operand in the forms the ERDMA and the registers give it.
+ * MUL, ReLU) → OUT_CVT, and in fp32 (Q18, for the float precisions of Q19 and DPU-only fp16
+ * tasks); and the EW operand in the forms the ERDMA and the registers give it.
  */
+#include <math.h>
+
 #include "conv.h"
+#include "fp16.h"
 
 /* Q17: MUL with a 16-bit operand, shifted right by the shift for the product's sign (RNE). */
 static int64_t mul_stage(const struct rn_alu_stage *s, int64_t v)
@@ -77,6 +81,79 @@ int64_t rn_dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t
     return rn_out_cvt_raw(rn_sat32(v), d->out_scale, d->out_shift, d->out_offset);
 }
 
+static float f32(uint32_t bits) { return rn_f32_from_bits(bits); }
+
+static float float_relu(const struct rn_alu_stage *s, float v)
+{
+    if (s->relu) {
+        v = v < 0 ? 0 : v;
+        if (s->relux && v > f32((uint32_t)s->relux_cmp)) {
+            v = f32((uint32_t)s->relux_cmp);
+        }
+    }
+    return v;
+}
+
+static float float_alu(const struct rn_alu_stage *s, float v, uint32_t mem_bits)
+{
+    if (s->alu) {
+        float op = f32(s->alu_mem ? mem_bits : (uint32_t)s->operand);
+        v = s->sub ? v - op : v + op;
+    }
+    return v;
+}
+
+/* Q18: the pipeline in fp32 — register operands are fp32 bits, multipliers fp16 bits. */
+float rn_dpu_float(const struct rn_conv *d, const struct rn_lut *lut, float v, uint32_t bias,
+                   const int32_t *ew)
+{
+    if (d->bs.on) {
+        v = float_alu(&d->bs, v, bias);
+        v = d->bs.mul ? v * rn_half_to_float((uint16_t)d->bs.mul_operand) : v;
+        v = float_relu(&d->bs, v);
+    }
+    if (d->bn.on) {
+        v = d->bn.mul ? v * rn_half_to_float((uint16_t)d->bn.mul_operand) : v;
+        v = float_relu(&d->bn, float_alu(&d->bn, v, 0));
+    }
+    if (lut) {
+        v = (float)rn_lut_eval(lut, v);
+    } else if (d->ew_on && d->ew_operand) {
+        uint32_t raw = ew ? (uint32_t)*ew : 0;
+        float e = d->ew_from_regs ? (d->ew_mul ? rn_half_to_float((uint16_t)raw) : f32(raw))
+                : d->ew_bytes == 2 ? rn_half_to_float((uint16_t)raw) : f32(raw);
+        v = d->ew_mul ? v * e
+          : d->ew_algo == RN_EW_MAX ? fmaxf(v, e) : d->ew_algo == RN_EW_MIN ? fminf(v, e)
+          : d->ew_algo == RN_EW_MINUS ? v - e : d->ew_algo == RN_EW_ABS ? fabsf(v)
+          : d->ew_algo == RN_EW_NEG ? -v : v + e;
+    }
+    if (d->ew_on) {
+        struct rn_alu_stage relu = { .relu = d->ew_relu, .relux = d->ew_relux,
+                                     .relux_cmp = d->ew_relux_cmp };
+        v = float_relu(&relu, v);
+    }
+    /* OUT_CVT on float data: CVT_TYPE 1 (q + OFFSET)·SCALE·2^-MINUS_EXP, else q·SCALE·2^-SHIFT
+     * + OFFSET */
+    {
+        float scale = (float)(int16_t)(d->out_scale & 0xFFFF), off = (float)(int32_t)d->out_offset;
+        if ((d->out_shift >> 31) & 1) {
+            v = ldexpf((v + off) * scale, -(int)RN_FX(d->out_shift, DPU, OUT_CVT_SHIFT, MINUS_EXP));
+        } else {
+            v = ldexpf(v * scale, -(int)(d->out_shift & 0xFFF)) + off;
+        }
+    }
+    return v;
+}
+
+void rn_float_store(uint8_t *dst, float v, uint32_t out_prec)
+{
+    uint32_t u = out_prec == RN_PREC_FP16 ? rn_float_to_half(v) : rn_f32_bits(v);
+    uint32_t n = out_prec == RN_PREC_FP16 ? 2 : 4;
+    for (uint32_t i = 0; i < n; i++) {
+        dst[i] = (uint8_t)(u >> (8 * i));
+    }
+}
+
 /* Little-endian signed element of 1, 2 or 4 bytes. */
 static int32_t element(const uint8_t *p, uint32_t bytes)
 {
@@ -89,8 +166,9 @@ static int32_t element(const uint8_t *p, uint32_t bytes)
 
 /*
  * Q17: the EW operand of every computed channel as int32 [channel][pixel], for the forms the
- * int8 fast path does not take: 16- and 32-bit elements (C2 = 16 / bytes channels an atom),
- * one value per channel (EW_DATA_MODE 0), or the EW_OP_VALUE registers (EW_OP_SRC 0).
+ * int8 fast path does not take: 16- and 32-bit elements (C2 = 16 / bytes channels an atom, from
+ * one stream or from the two of COMB_USE), one value per channel (EW_DATA_MODE 0), or the
+ * EW_OP_VALUE registers (EW_OP_SRC 0); and every form for the precisions of Q19.
  */
 bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                       int32_t *ew, struct rn_task_outcome *out)
@@ -112,7 +190,13 @@ bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn
         return false;
     }
     for (uint32_t j = 0; j < nsurf; j++) {
-        uint32_t addr = d->ew_base + d->dma_base + j * d->ew_surf_stride;
+        /* COMB_USE bit 0: even surfaces from SRC_BASE, odd ones from EW_BASE (Q9) */
+        bool odd = d->ew_two_streams && (j & 1);
+        uint32_t base = d->ew_two_streams && !odd ? d->ew_src : d->ew_base;
+        uint32_t addr = (uint32_t)(base + d->dma_base +
+                                   rn_ew_offset(d->ew_two_streams, j, surf,
+                                                odd ? d->ew_notch_ew : d->ew_notch_src,
+                                                d->ew_surf_stride));
         size_t len = d->ew_per_channel ? 16 : surf;
         out->st.bytes_read += len;
         if (m->read(m->opaque, addr, raw, len)) {

@@ -19,78 +19,18 @@ struct flying {
     const int32_t *bias;        /* BRDMA operand per channel (int32 or fp32 bits) */
 };
 
-static float f32(uint32_t bits) { return rn_f32_from_bits(bits); }
-
-static float float_relu(const struct rn_alu_stage *s, float v)
-{
-    if (s->relu) {
-        v = v < 0 ? 0 : v;
-        if (s->relux && v > f32((uint32_t)s->relux_cmp)) {
-            v = f32((uint32_t)s->relux_cmp);
-        }
-    }
-    return v;
-}
-
-static float float_alu(const struct rn_alu_stage *s, float v, uint32_t mem_bits)
-{
-    if (s->alu) {
-        float op = f32(s->alu_mem ? mem_bits : (uint32_t)s->operand);
-        v = s->sub ? v - op : v + op;
-    }
-    return v;
-}
-
-/* Q18: the fp16 pipeline in fp32 — register operands are fp32 bits, multipliers fp16 bits. */
+/* Q18: the fp32 pipeline of dpu.c, with this task's LUT, BRDMA operand and EW operand. */
 static float float_value(const struct flying *f, float v, uint32_t o, size_t pix)
 {
     const struct rn_conv *d = f->d;
-    uint32_t bias = f->bias ? (uint32_t)f->bias[o] : 0;
-    if (d->bs.on) {
-        v = float_alu(&d->bs, v, bias);
-        v = d->bs.mul ? v * rn_half_to_float((uint16_t)d->bs.mul_operand) : v;
-        v = float_relu(&d->bs, v);
-    }
-    if (d->bn.on) {
-        v = d->bn.mul ? v * rn_half_to_float((uint16_t)d->bn.mul_operand) : v;
-        v = float_relu(&d->bn, float_alu(&d->bn, v, 0));
-    }
-    if (f->lut_on) {
-        v = (float)rn_lut_eval(&f->lut, v);
-    } else if (d->ew_on && d->ew_operand) {
-        uint32_t raw = (uint32_t)f->ew[(size_t)o * ((size_t)d->wo * d->ho) + pix];
-        float e = d->ew_from_regs ? (d->ew_mul ? rn_half_to_float((uint16_t)raw) : f32(raw))
-                : d->ew_bytes == 2 ? rn_half_to_float((uint16_t)raw) : f32(raw);
-        v = d->ew_mul ? v * e
-          : d->ew_algo == RN_EW_MAX ? fmaxf(v, e) : d->ew_algo == RN_EW_MIN ? fminf(v, e)
-          : d->ew_algo == RN_EW_MINUS ? v - e : d->ew_algo == RN_EW_ABS ? fabsf(v)
-          : d->ew_algo == RN_EW_NEG ? -v : v + e;
-    }
-    if (d->ew_on) {
-        struct rn_alu_stage relu = { .relu = d->ew_relu, .relux = d->ew_relux,
-                                     .relux_cmp = d->ew_relux_cmp };
-        v = float_relu(&relu, v);
-    }
-    /* OUT_CVT on float data: CVT_TYPE 1 (q + OFFSET)·SCALE·2^-MINUS_EXP, else q·SCALE·2^-SHIFT
-     * + OFFSET */
-    {
-        float scale = (float)(int16_t)(d->out_scale & 0xFFFF), off = (float)(int32_t)d->out_offset;
-        if ((d->out_shift >> 31) & 1) {
-            v = ldexpf((v + off) * scale, -(int)RN_FX(d->out_shift, DPU, OUT_CVT_SHIFT, MINUS_EXP));
-        } else {
-            v = ldexpf(v * scale, -(int)(d->out_shift & 0xFFF)) + off;
-        }
-    }
-    return v;
+    const int32_t *e = f->ew ? &f->ew[(size_t)o * ((size_t)d->wo * d->ho) + pix] : NULL;
+    return rn_dpu_float(d, f->lut_on ? &f->lut : NULL, v, f->bias ? (uint32_t)f->bias[o] : 0, e);
 }
 
 static void store(uint8_t *dst, const struct rn_conv *d, float fv, int64_t iv)
 {
     if (d->fp16) {
-        uint32_t u = d->out_prec == RN_PREC_FP16 ? rn_float_to_half(fv) : rn_f32_bits(fv);
-        for (uint32_t i = 0; i < d->out_bytes; i++) {
-            dst[i] = (uint8_t)(u >> (8 * i));
-        }
+        rn_float_store(dst, fv, d->out_prec);
     } else {
         rn_out_store(dst, iv, d->out_prec);
     }

@@ -99,21 +99,86 @@ static inline void rn_feature_pitches(uint32_t line_stride, uint32_t surf_stride
     *surf = 16 * (ls + ss);
 }
 
-/* ---- Q5: weight byte offset of (o, c, ky, kx) in the hardware's layout ---- */
+/* ---- Q19: the CNA/CORE precisions (CONV_CON1.IN/PROC_PRECISION, MISC_CFG.PROC_PRECISION) ---- */
 
+enum { RN_CNA_INT8 = 0, RN_CNA_INT16 = 1, RN_CNA_FP16 = 2, RN_CNA_BF16 = 3, RN_CNA_INT4 = 6,
+       RN_CNA_TF32 = 7 };
+
+struct rn_prec {
+    uint8_t bits;        /* element bits in memory: 4, 8, 16 or 32 */
+    bool fp;             /* floating point: the MAC sums into fp32 (fp16, bf16, tf32) */
+    uint8_t ng, kg;      /* weight tile: kernels (N-group) by channels (K-group) */
+    uint8_t dw_group;    /* depthwise weight and output channel group; 0: not modelled */
+    uint8_t dpu;         /* DPU IN/PROC_PRECISION that goes with it (tf32: fp32, 5) */
+};
+
+/* The precision of code `code`, or false when the CNA has none (4, 5 are reserved). */
+static inline bool rn_prec_info(uint32_t code, struct rn_prec *p)
+{
+    static const struct rn_prec t[8] = {
+        [RN_CNA_INT8] = { 8, false, 32, 32, 64, 0 },
+        [RN_CNA_INT16] = { 16, false, 16, 32, 0, 1 },
+        [RN_CNA_FP16] = { 16, true, 16, 32, 32, 2 },
+        [RN_CNA_BF16] = { 16, true, 16, 32, 0, 3 },
+        [RN_CNA_INT4] = { 4, false, 64, 32, 0, 6 },
+        [RN_CNA_TF32] = { 32, true, 16, 16, 0, 5 },
+    };
+    if (code >= 8 || !t[code].bits) {
+        return false;
+    }
+    *p = t[code];
+    return true;
+}
+
+/* tf32: an fp32 operand's mantissa rounded to 10 bits, to nearest, ties to even (L). */
+static inline uint32_t rn_tf32_round(uint32_t u)
+{
+    if (((u >> 23) & 0xFF) == 0xFF) {
+        return (u & 0x7FFFFF) ? (u | 0x400000u) & ~0x1FFFu : u;   /* NaN stays NaN, inf */
+    }
+    return (u + 0xFFFu + ((u >> 13) & 1)) & ~0x1FFFu;   /* a carry moves the exponent on */
+}
+
+/*
+ * Row-major feature (CONV_CON1.GROUP_LINE_OFF, Q19): at DATAIN_WIDTH 1 and SURF_STRIDE 0 the
+ * line stride counts 16-byte atoms and a pixel's atoms follow one another: byte (c, y) =
+ * base + y·16·LINE_STRIDE + c·e (GN matmul-as-conv, fp16 and int8; M).
+ */
+static inline void rn_row_major_pitches(uint32_t line_stride, int64_t *row, int64_t *surf)
+{
+    *row = 16 * (int64_t)(line_stride & 0x0FFFFFFF);
+    *surf = 16;
+}
+
+/* ---- Q5 (Q19): weight element index of (o, c, ky, kx) in the hardware's layout ---- */
+
+/*
+ * Element (not byte) index: int4 elements are nibbles (Q19). Conv: tiles of NG kernels by KG
+ * channels; depthwise: groups of dw_group channels.
+ */
+static inline uint64_t rn_weight_elem(const struct rn_prec *p, bool dw, uint32_t ci, uint32_t kh,
+                                      uint32_t kw, uint32_t k, uint32_t o, uint32_t c,
+                                      uint32_t ky, uint32_t kx)
+{
+    uint64_t taps = (uint64_t)kh * kw, tap = (uint64_t)ky * kw + kx;
+    uint32_t ng = p->ng, kg = dw ? p->dw_group : p->kg;
+    uint32_t gw = ci - kg * (c / kg) < kg ? ci - kg * (c / kg) : kg;
+    uint32_t nk = k - ng * (o / ng) < ng ? k - ng * (o / ng) : ng;
+    if (dw) {
+        return (c / kg) * taps * kg + tap * gw + c % kg;
+    }
+    return (uint64_t)(o / ng) * ng * taps * ci + (uint64_t)(c / kg) * taps * nk * kg +
+           tap * nk * gw + (uint64_t)(o % ng) * gw + c % kg;
+}
+
+/* The int8 weight byte offset (Q5). */
 static inline uint64_t rn_weight_offset(bool dw, uint32_t ci, uint32_t kh, uint32_t kw,
                                         uint32_t k, uint32_t o, uint32_t c, uint32_t ky,
                                         uint32_t kx)
 {
-    uint64_t taps = (uint64_t)kh * kw, tap = (uint64_t)ky * kw + kx;
-    if (dw) {
-        uint64_t gw = ci - 64u * (c / 64u) < 64u ? ci - 64u * (c / 64u) : 64u;
-        return (c / 64u) * taps * 64u + tap * gw + c % 64u;
-    }
-    uint32_t gw = ci - 32u * (c / 32u) < 32u ? ci - 32u * (c / 32u) : 32u;
-    uint32_t nk = k - 32u * (o / 32u) < 32u ? k - 32u * (o / 32u) : 32u;
-    return (uint64_t)(o / 32u) * 32u * taps * ci + (uint64_t)(c / 32u) * taps * nk * 32u +
-           tap * nk * gw + (uint64_t)(o % 32u) * gw + c % 32u;
+    struct rn_prec p;
+    rn_prec_info(RN_CNA_INT8, &p);
+    return rn_weight_elem(&p, dw, ci, kh, kw, k, o, c, ky, kx);
 }
 
 /* ---- rounding shared by Q6, Q7, Q9, Q10: round(x / 2^sh), ties to even or up ---- */
@@ -149,16 +214,24 @@ struct rn_cvt_lane {
     uint8_t trunc;
 };
 
-static inline int8_t rn_cna_cvt(uint8_t byte, bool data_signed, bool type_add_first,
-                                bool half_up, const struct rn_cvt_lane *l)
+/* The converter on an integer element x of `bits` bits (Q19: int4 and int16 as int8). */
+static inline int32_t rn_cna_cvt_elem(int64_t x, unsigned bits, bool type_add_first,
+                                      bool half_up, const struct rn_cvt_lane *l)
 {
-    int64_t x = data_signed ? (int8_t)byte : byte, y;
+    int64_t y;
     if (type_add_first) {
         y = rn_round_shift((x + l->offset) * l->scale, l->trunc, half_up);
     } else {
         y = rn_round_shift(x * l->scale, l->trunc, half_up) + l->offset;
     }
-    return (int8_t)rn_clamp(y, -128, 127);
+    return (int32_t)rn_clamp(y, -(1ll << (bits - 1)), (1ll << (bits - 1)) - 1);
+}
+
+static inline int8_t rn_cna_cvt(uint8_t byte, bool data_signed, bool type_add_first,
+                                bool half_up, const struct rn_cvt_lane *l)
+{
+    return (int8_t)rn_cna_cvt_elem(data_signed ? (int8_t)byte : byte, 8, type_add_first, half_up,
+                                   l);
 }
 
 /* ---- Q7: CORE CLIP_TRUNCATE on the MAC sum, before the DPU ---- */
@@ -293,6 +366,21 @@ static inline void rn_extra_channel_store(uint8_t *dst, uint32_t offset_pend, ui
 static inline uint32_t rn_bias_entries(uint32_t cube_channel_field)
 {
     return cube_channel_field + 1;
+}
+
+/*
+ * Q19: the pad element of the other precisions, as the MAC gets it: int4 PAD_CON1[3:0] and
+ * int16 [15:0] signed, fp16/bf16 [15:0] and tf32 [31:0] as raw bits (L: only int8's is measured).
+ */
+static inline int32_t rn_pad_elem(uint32_t pad_con1, uint32_t prec)
+{
+    switch (prec) {
+    case RN_CNA_INT4: return (int32_t)((pad_con1 & 0xF) ^ 8) - 8;
+    case RN_CNA_INT16: return (int16_t)(pad_con1 & 0xFFFF);
+    case RN_CNA_FP16: case RN_CNA_BF16: return (int32_t)(pad_con1 & 0xFFFF);
+    case RN_CNA_TF32: return (int32_t)pad_con1;
+    default: return (int8_t)(pad_con1 & 0xFF);
+    }
 }
 
 /* ---- Q13: pad byte of channel c ---- */

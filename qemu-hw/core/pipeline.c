@@ -62,28 +62,28 @@ static void store_row(const struct rn_conv *d, struct tile *t, uint32_t pt, uint
 }
 
 /*
- * The CBUF quirks (Q15): element (y, x, ch) of the feature is read from the CBUF unit the CNA
- * addresses for it, which holds whatever the fetch last stored there. Rows are stored
+ * The CBUF quirks (Q15): byte `byte` of pixel (y, x)'s channels is read from the CBUF unit the
+ * CNA addresses for it, which holds whatever the fetch last stored there. Rows are stored
  * cbuf_pitch units apart and units past the data banks are never stored; reads past them wrap
  * into the banks (stale data), slab bases wrap at 2^11, FC_DATA_BANK moves every read that many
  * banks on, where past the feature's banks it finds no feature data.
  */
-static uint8_t cbuf_byte(const struct rn_conv *d, const struct tile *img, uint32_t y, uint32_t x,
-                         uint32_t ch)
+uint8_t rn_cbuf_byte(const struct rn_conv *d, const uint8_t *img, uint32_t y, uint32_t x,
+                     uint32_t byte, uint8_t empty)
 {
     const struct rn_cbuf_geom *g = &d->cbuf;
-    uint32_t byte, sx, sc;
-    uint64_t u = rn_cbuf_inrow(g, x, ch, &byte), r;
+    uint32_t ub, sx, sc;
+    uint64_t u = rn_cbuf_inrow(g, x, byte, &ub), r;
     if (d->slab_wrap) {
         u = rn_slab_wrap_unit(g, u);
     }
     u += (uint64_t)y * d->cbuf_pitch;
     if (!g->cap) {
-        return 0x80;   /* no data bank: nothing was stored (int8 0) */
+        return empty;   /* no data bank: nothing was stored */
     }
     u = u % g->cap + d->fc_shift;
     if (u >= g->cap) {
-        return 0x80;   /* FC_DATA_BANK points past the feature's banks: no feature data */
+        return empty;   /* FC_DATA_BANK points past the feature's banks: no feature data */
     }
     /* the last row stored over unit u */
     r = d->cbuf_pitch ? u / d->cbuf_pitch : g->h - 1;
@@ -91,10 +91,10 @@ static uint8_t cbuf_byte(const struct rn_conv *d, const struct tile *img, uint32
         r = g->h - 1;
     }
     if (u - r * d->cbuf_pitch >= g->e64 ||
-        !rn_cbuf_elem(g, u - r * d->cbuf_pitch, byte, &sx, &sc)) {
-        return 0x80;
+        !rn_cbuf_elem(g, u - r * d->cbuf_pitch, ub, &sx, &sc)) {
+        return empty;
     }
-    return img->px[((size_t)r * img->wp + sx) * d->ci + sc];
+    return img[((size_t)r * g->w + sx) * g->c + sc];
 }
 
 static void cbuf_read(const struct rn_conv *d, const struct tile *img, struct tile *t)
@@ -103,7 +103,7 @@ static void cbuf_read(const struct rn_conv *d, const struct tile *img, struct ti
         for (uint32_t x = 0; x < d->wi && (uint64_t)x + d->pl < t->wp; x++) {
             uint8_t *dst = t->px + (((size_t)y + d->pt) * t->wp + x + d->pl) * d->ci;
             for (uint32_t ch = 0; ch < d->ci; ch++) {
-                dst[ch] = cbuf_byte(d, img, y, x, ch);
+                dst[ch] = rn_cbuf_byte(d, img->px, y, x, ch, 0x80);   /* int8 0 */
             }
         }
     }
@@ -236,8 +236,8 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
     return true;
 }
 
-static bool fetch_bias(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
-                       int32_t **bias, struct rn_task_outcome *out)
+bool rn_fetch_bias(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
+                   int32_t **bias, struct rn_task_outcome *out)
 {
     uint8_t *raw;
     *bias = NULL;
@@ -284,15 +284,14 @@ static bool fetch_ew(struct rn_core *c, const struct rn_mem *m, const struct rn_
 }
 
 /* Channels per 16-byte output atom. */
-#define C2O(d) (16u / (d)->out_bytes)
+#define C2O(d) rn_c2o(d)
 /* 16-byte output surfaces the task writes. */
 #define NSURF(d) (((d)->co + C2O(d) - 1) / C2O(d))
 
 /* Output element (o, y, x) of the task's surface buffer: C2O channels of out_bytes per atom. */
 static uint8_t *out_at(int8_t *obuf, const struct rn_conv *d, uint32_t o, uint32_t y, uint32_t x)
 {
-    return (uint8_t *)obuf + ((size_t)(o / C2O(d)) * d->ho * d->wo + (size_t)y * d->wo + x) * 16 +
-           (o % C2O(d)) * d->out_bytes;
+    return rn_obuf_at(obuf, d, o, (size_t)y * d->wo + x);
 }
 
 #define CO16(d) (((size_t)(d)->co_calc + 15) & ~(size_t)15)
@@ -467,6 +466,24 @@ static void dw_rows(struct rn_core *c, const struct rn_conv *d, const struct til
     }
 }
 
+/* The first len bytes of an output surface at addr: rows of Wo atoms, NOTCH_ADDR_0 atoms apart. */
+static bool write_surface(const struct rn_mem *m, const struct rn_conv *d, uint32_t addr,
+                          const int8_t *src, size_t len)
+{
+    size_t row = (size_t)d->wo * 16;
+    if (!d->notch) {
+        return !m->write(m->opaque, addr, src, len);
+    }
+    for (size_t at = 0, y = 0; at < len; at += row, y++) {
+        size_t n = len - at < row ? len - at : row;
+        if (m->write(m->opaque, (uint32_t)(addr + (uint64_t)y * (d->wo + d->notch) * 16),
+                     src + at, n)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* WDMA: whole 16-byte atoms per surface; channels past ORIG_CHANNEL carry OFFSET_PEND (Q11). */
 static void write_output(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                          int8_t *obuf, struct rn_task_outcome *out)
@@ -503,7 +520,7 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
             continue;   /* SIZE_E below the writer's line (Q15) */
         }
         out->st.bytes_written += len;
-        if (m->write(m->opaque, (uint32_t)(d->dst + d->dma_base + off), obuf + j * surf, len)) {
+        if (!write_surface(m, d, (uint32_t)(d->dst + d->dma_base + off), obuf + j * surf, len)) {
             out->error |= RN_ERR_DMA_WRITE;
             return;
         }
@@ -517,6 +534,7 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
 
 static void fill_stats(const struct rn_conv *d, struct rn_task_stats *st)
 {
+    st->precision = d->prec;
     st->depthwise = d->dw;
     st->ew = d->ew_operand;
     st->in_w = d->wi;
@@ -560,8 +578,19 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
     int8_t *ew, *obuf;
 
     fill_stats(d, &out->st);
+    if (d->prec != RN_CNA_INT8) {   /* the other precisions (Q19): cna.c, mac.c */
+        obuf = rn_scratch(c, RN_BUF_OUT, (size_t)NSURF(d) * 16 * d->wo * d->ho);
+        if (!obuf) {
+            out->error |= RN_ERR_DMA_READ;
+        } else if (rn_mac_wide(c, mem, d, obuf, out) && !out->error && !c->cancel) {
+            write_output(c, mem, d, obuf, out);
+        }
+        c->cacc_pixels = d->raw_acc && !out->error ? d->wo * d->ho : 0;
+        c->cacc_flip ^= d->raw_acc;
+        return;
+    }
     if (!fetch_input(c, mem, d, &t, out) || !fetch_weights(c, mem, d, &p, out) ||
-        !fetch_bias(c, mem, d, &bias, out) || !fetch_ew(c, mem, d, &ew, out)) {
+        !rn_fetch_bias(c, mem, d, &bias, out) || !fetch_ew(c, mem, d, &ew, out)) {
         return;
     }
     obuf = rn_scratch(c, RN_BUF_OUT, (size_t)NSURF(d) * 16 * d->wo * d->ho);

@@ -149,13 +149,13 @@ static void cbuf_triggers(struct rn_core *c, struct rn_conv *d, struct rn_task_o
     if (d->argb_n) {
         return;   /* the dense layout packs differently; no sweep covers it */
     }
-    rn_cbuf_geom(g, d->wi, d->hi, d->ci, banks);
+    rn_cbuf_geom(g, d->wi, d->hi, d->cbytes, banks);   /* Q19: in bytes, as int8 channels */
     d->cbuf_pitch = g->e64;
     if (rn_quirk_short_entries(g, entries) &&
         rn_quirk_fire(c, out, RN_QUIRK_SHORT_DATA_ENTRIES,
                       "DATA_ENTRIES %u < %llu a row of %u x %u channels needs: each row's last "
                       "%llu units read the next row", entries, (unsigned long long)g->e64, g->w,
-                      g->c, (unsigned long long)(g->e64 - entries))) {
+                      d->ci, (unsigned long long)(g->e64 - entries))) {
         d->cbuf_pitch = entries;
         d->cbuf_remap = true;
     }
@@ -182,10 +182,11 @@ static void cbuf_triggers(struct rn_core *c, struct rn_conv *d, struct rn_task_o
     }
 }
 
-/* The output writer's line (SIZE_E) against what an int8 output needs. */
+/* The output writer's line (SIZE_E) against what the output's kernel group needs. */
 static bool size_e_trigger(struct rn_core *c, struct rn_conv *d, struct rn_task_outcome *out)
 {
-    uint32_t ow = R(DPU_BS_OW_CFG), want = rn_size_e_expected(d->dw, d->out_bytes), got;
+    uint32_t ow = R(DPU_BS_OW_CFG), want = rn_size_e_expected(d->group_channels, d->out_bytes);
+    uint32_t got;
     uint32_t e[3] = { RN_FX(ow, DPU, BS_OW_CFG, SIZE_E_0), RN_FX(ow, DPU, BS_OW_CFG, SIZE_E_1),
                       RN_FX(ow, DPU, BS_OW_CFG, SIZE_E_2) };
     bool od_bypass = RN_FX(ow, DPU, BS_OW_CFG, OD_BYPASS);
@@ -250,7 +251,7 @@ bool rn_conv_quirks(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
                       (d->feat_addr + d->dma_base) & ~0xFu)) {
         d->feat_addr = ((d->feat_addr + d->dma_base) & ~0xFu) - d->dma_base;
     }
-    if (!d->dw && (d->k & 1)) {
+    if (!d->dw && (d->k & 1) && d->prec == RN_CNA_INT8) {
         rn_quirk_fire(c, out, RN_QUIRK_ODD_KERNELS,
                       "WEIGHT_KERNELS %u is odd: boards give results that vary by 2 LSB "
                       "between jobs (not modelled)", d->k);

@@ -52,8 +52,9 @@ void rn_quirks_format(uint32_t mask, char *buf, size_t len);
 /* ---- CBUF feature geometry (surface mode), Q15 "CBUF units" ---- */
 
 /*
- * One CBUF unit is 64 bytes (4 feature atoms). A row is stored slab-major: slab s (channels
- * 64s..64s+63 of int8) of pixel x at unit s·W + x; a last partial slab of 1 or 2 atoms packs 4 or 2
+ * One CBUF unit is 64 bytes (4 feature atoms). A row is stored slab-major: slab s (bytes
+ * 64s..64s+63 of the pixel's channels: int8 channels, or ceil(C·bits/8) bytes for the other
+ * precisions of Q19) of pixel x at unit s·W + x; a last partial slab of 1 or 2 atoms packs 4 or 2
  * pixels per unit, one of 3 atoms takes a unit per pixel.
  */
 struct rn_cbuf_geom {
@@ -157,11 +158,13 @@ static inline uint64_t rn_slab_wrap_unit(const struct rn_cbuf_geom *g, uint64_t 
 
 /*
  * size-e: the SIZE_E every working output writer programs: kernel-group channels × output bytes
- * / 16 − 1 (int8 output: conv 1, depthwise 3).
+ * / 16 − 1, the group being the weight N-group (int4 64, int8 32, 16-bit and tf32 16) or the
+ * depthwise group (int8 64, fp16 32): int8 → int8 conv 1, depthwise 3; int8 → int32 7; int4 →
+ * int16 7; int16 → int32 3; fp16 → fp32 3, → fp16 1; fp16 depthwise → fp16 3 (Q19).
  */
-static inline uint32_t rn_size_e_expected(bool dw, uint32_t out_bytes)
+static inline uint32_t rn_size_e_expected(uint32_t group, uint32_t out_bytes)
 {
-    return (dw ? 64u : 32u) * out_bytes / 16u - 1u;
+    return group * out_bytes / 16u - 1u;
 }
 
 /*

@@ -56,6 +56,7 @@ struct rn_task_stats {
     uint32_t error;                 /* RN_ERR_* bits this task raised */
     bool depthwise, ew;
     bool pool;                      /* a PPU pooling task */
+    uint32_t precision;             /* CNA/CORE precision (HARDWARE-UNKNOWNS Q19): 0 int8 */
     uint32_t in_w, in_h, in_c, out_w, out_h, out_c, kw, kh, stride;
     uint64_t macs, bytes_read, bytes_written, cycles;
     uint32_t quirks;                /* bits (enum rn_quirk) of the quirks that fired and applied */

@@ -61,9 +61,12 @@ static bool decode_cna(struct rn_core *c, struct rn_conv *d, struct rn_task_outc
     if (mode != 0 && mode != 3) {
         return refuse(c, out, RN_LOG_UNIMP, "CNA CONV_MODE other than direct/depthwise");
     }
-    if (F(con1, CNA, CONV_CON1, IN_PRECISION) || F(con1, CNA, CONV_CON1, PROC_PRECISION) ||
-        F(misc, CORE, MISC_CFG, PROC_PRECISION)) {
-        return refuse(c, out, RN_LOG_UNIMP, "non-int8 CNA/CORE precision");
+    /* Q19: one precision for CNA IN, CNA PROC and CORE PROC */
+    d->prec = F(con1, CNA, CONV_CON1, IN_PRECISION);
+    if (F(con1, CNA, CONV_CON1, PROC_PRECISION) != d->prec ||
+        F(misc, CORE, MISC_CFG, PROC_PRECISION) != d->prec || !rn_prec_info(d->prec, &d->p)) {
+        return refuse(c, out, RN_LOG_UNIMP, "CNA IN/PROC and CORE PROC precisions that differ, or "
+                      "a reserved one (4, 5)");
     }
     if (F(con1, CNA, CONV_CON1, DECONV) || F(con3, CNA, CONV_CON3, NN_MODE) ||
         F(con3, CNA, CONV_CON3, ATROUS_X_DILATION) || F(con3, CNA, CONV_CON3, ATROUS_Y_DILATION)) {
@@ -81,6 +84,15 @@ static bool decode_cna(struct rn_core *c, struct rn_conv *d, struct rn_task_outc
     if ((bool)F(misc, CORE, MISC_CFG, DW_EN) != d->dw) {
         return refuse(c, out, RN_LOG_GUEST_ERROR, "CORE DW_EN disagrees with CNA CONV_MODE");
     }
+    if (d->prec != RN_CNA_INT8 &&
+        ((d->dw && !d->p.dw_group) || argb || (d->p.fp && !F(cvt0, CNA, CVT_CON0, CVT_BYPASS)))) {
+        return refuse(c, out, RN_LOG_UNIMP, "depthwise other than int8/fp16, dense input other "
+                      "than int8, or the CNA input converter on float data");
+    }
+    if (d->raw_acc && d->prec != RN_CNA_INT8 && d->prec != RN_CNA_INT4) {
+        return refuse(c, out, RN_LOG_UNIMP, "CORE QD_EN 0 with a 16-bit or float precision (the "
+                      "hardware computes only the first kernel group; not modelled)");
+    }
     d->wi = F(R(CNA_DATA_SIZE0), CNA, DATA_SIZE0, DATAIN_WIDTH);
     d->hi = F(R(CNA_DATA_SIZE0), CNA, DATA_SIZE0, DATAIN_HEIGHT);
     d->ci = F(R(CNA_DATA_SIZE1), CNA, DATA_SIZE1, DATAIN_CHANNEL);
@@ -96,9 +108,17 @@ static bool decode_cna(struct rn_core *c, struct rn_conv *d, struct rn_task_outc
     }
     d->feat_addr = R(CNA_FEATURE_DATA_ADDR);
     d->argb_n = argb ? argb - 7 : 0;
+    d->cbytes = (uint32_t)(((uint64_t)d->ci * d->p.bits + 7) / 8);
     rn_feature_pitches(R(CNA_DMA_CON1), R(CNA_DMA_CON2), &d->row_pitch, &d->surf_pitch);
     if (d->argb_n) {
         d->row_pitch = (int64_t)(R(CNA_DMA_CON1) & 0x0FFFFFFF) * d->argb_n;
+    } else if (F(con1, CNA, CONV_CON1, GROUP_LINE_OFF)) {
+        /* Q19: row-major A (GN matmul-as-conv, measured at W = 1 and SURF_STRIDE 0) */
+        if (d->wi != 1 || (R(CNA_DMA_CON2) & 0x0FFFFFFF)) {
+            return refuse(c, out, RN_LOG_UNIMP, "GROUP_LINE_OFF (row-major feature) other than "
+                          "at DATAIN_WIDTH 1 and SURF_STRIDE 0");
+        }
+        rn_row_major_pitches(R(CNA_DMA_CON1), &d->row_pitch, &d->surf_pitch);
     }
     d->cvt_on = !F(cvt0, CNA, CVT_CON0, CVT_BYPASS);
     d->cvt_signed = F(cvt0, CNA, CVT_CON0, DATA_SIGN);
@@ -113,12 +133,13 @@ static bool decode_cna(struct rn_core *c, struct rn_conv *d, struct rn_task_outc
     }
     d->pad_con1 = R(CNA_PAD_CON1);
     d->wt_addr = R(CNA_DCOMP_ADDR0);
-    d->wt_bytes = (uint64_t)d->k * d->kh * d->kw * d->ci;
+    d->wt_bytes = ((uint64_t)d->k * d->kh * d->kw * d->ci * d->p.bits + 7) / 8;
     d->weight_reuse = F(R(CNA_CBUF_CON0), CNA, CBUF_CON0, WEIGHT_REUSE);
-    if (R(CNA_WEIGHT_SIZE1) != (uint64_t)d->kh * d->kw * d->ci) {
+    if (R(CNA_WEIGHT_SIZE1) != ((uint64_t)d->kh * d->kw * d->ci * d->p.bits + 7) / 8) {
         rn_logf(c, RN_LOG_GUEST_ERROR,
-                "rknpu: WEIGHT_SIZE1 %u differs from kh*kw*DATAIN_CHANNEL %u (using the latter)",
-                R(CNA_WEIGHT_SIZE1), d->kh * d->kw * d->ci);
+                "rknpu: WEIGHT_SIZE1 %u differs from the bytes of kh*kw*DATAIN_CHANNEL %llu "
+                "(using the latter)", R(CNA_WEIGHT_SIZE1),
+                (unsigned long long)(((uint64_t)d->kh * d->kw * d->ci * d->p.bits + 7) / 8));
     }
     d->trunc = F(R(CORE_CLIP_TRUNCATE), CORE, CLIP_TRUNCATE, CLIP_TRUNCATE);
     d->trunc_half_up = F(R(CORE_CLIP_TRUNCATE), CORE, CLIP_TRUNCATE, ROUND_TYPE);
@@ -148,6 +169,31 @@ static bool decode_flying_precision(struct rn_core *c, struct rn_conv *d, uint32
     return true;
 }
 
+/*
+ * The DPU side of a convolution (Q10, Q19): IN = PROC = the CNA precision's DPU code; integer
+ * precisions write int8/int16/int32/fp32, float ones fp32 or (FP32TOFP16_EN) fp16.
+ */
+static bool decode_conv_precision(struct rn_core *c, struct rn_conv *d, uint32_t fmt,
+                                  struct rn_task_outcome *out)
+{
+    bool to_half = F(R(DPU_OUT_CVT_SCALE), DPU, OUT_CVT_SCALE, FP32TOFP16_EN);
+    if (F(fmt, DPU, DATA_FORMAT, IN_PRECISION) != d->p.dpu ||
+        F(fmt, DPU, DATA_FORMAT, PROC_PRECISION) != d->p.dpu) {
+        return refuse(c, out, RN_LOG_UNIMP, "DPU IN/PROC precision other than the CNA's (tf32: "
+                      "fp32)");
+    }
+    d->fdpu = d->p.fp;
+    if (d->fdpu ? !((d->out_prec == RN_PREC_FP16 && to_half) ||
+                    (d->out_prec == RN_PREC_FP32 && !to_half))
+                : (!d->out_bytes || to_half)) {
+        return refuse(c, out, RN_LOG_UNIMP, d->fdpu ? "float convolution to an output other than "
+                      "fp32 or fp16 (FP32TOFP16_EN)" : "DPU integer pipeline to an output other "
+                      "than int8/int16/int32/fp32");
+    }
+    d->out_bytes = d->out_prec == RN_PREC_FP16 ? 2 : d->out_bytes;
+    return true;
+}
+
 bool rn_decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
                    struct rn_task_outcome *out)
 {
@@ -168,11 +214,8 @@ bool rn_decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
         return refuse(c, out, RN_LOG_UNIMP, "DPU MC_SURF_OUT serial writer");
     }
     if (d->flying ? !decode_flying_precision(c, d, fmt, out)
-                  : (!d->out_bytes || F(fmt, DPU, DATA_FORMAT, IN_PRECISION) ||
-                     F(fmt, DPU, DATA_FORMAT, PROC_PRECISION) ||
-                     F(R(DPU_OUT_CVT_SCALE), DPU, OUT_CVT_SCALE, FP32TOFP16_EN))) {
-        return d->flying ? false : refuse(c, out, RN_LOG_UNIMP,
-                          "DPU int8 pipeline to an output other than int8/int16/int32/fp32");
+                  : !decode_conv_precision(c, d, fmt, out)) {
+        return false;
     }
     if (F(R(DPU_DATA_CUBE_HEIGHT), DPU, DATA_CUBE_HEIGHT, MINMAX_CTL)) {
         return refuse(c, out, RN_LOG_UNIMP, "DPU min/max reduction");
@@ -202,8 +245,9 @@ bool rn_decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     }
     d->cpend = d->bs.on && !F(ow, DPU, BS_OW_CFG, OD_BYPASS);
     d->ow_op = R(DPU_BS_OW_OP);
-    if (d->cpend && F(ow, DPU, BS_OW_CFG, OW_SRC)) {
-        return refuse(c, out, RN_LOG_UNIMP, "CPEND operand from memory (OW_SRC=1)");
+    if (d->cpend && (F(ow, DPU, BS_OW_CFG, OW_SRC) || d->fdpu)) {
+        return refuse(c, out, RN_LOG_UNIMP, "CPEND operand from memory (OW_SRC=1), or CPEND "
+                      "on float data");
     }
     d->bias_addr = R(DPU_RDMA_BS_BASE_ADDR);
     d->bias_entries = rn_bias_entries(F(chan, DPU, DATA_CUBE_CHANNEL, CHANNEL));
@@ -252,10 +296,23 @@ bool rn_decode_dpu(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
     d->out_scale = R(DPU_OUT_CVT_SCALE);
     d->out_shift = R(DPU_OUT_CVT_SHIFT);
     d->out_offset = R(DPU_OUT_CVT_OFFSET);
+    if (d->fdpu && d->ew_operand && !d->ew_from_regs && d->ew_bytes == 1) {
+        return refuse(c, out, RN_LOG_UNIMP, "8-bit EW operand on float data");
+    }
     d->dst = R(DPU_DST_BASE_ADDR);
     d->dst_surf_stride = R(DPU_DST_SURF_STRIDE) & ~0xFu;
     d->surf_add = R(DPU_SURFACE_ADD) & ~0xFu;
-    d->group_channels = d->flying ? 16 / d->out_bytes : d->dw ? 64 : 32;   /* flying: an atom */
+    /* the WDMA's kernel group (Q11, Q19): the weight N-group or depthwise group; flying: an atom */
+    d->group_channels = d->flying ? 16 / d->out_bytes : d->dw ? d->p.dw_group : d->p.ng;
+    if (!d->flying) {
+        uint32_t notch = R(DPU_DATA_CUBE_NOTCH_ADDR);
+        d->notch = F(notch, DPU, DATA_CUBE_NOTCH_ADDR, NOTCH_ADDR_0);
+        if (F(notch, DPU, DATA_CUBE_NOTCH_ADDR, NOTCH_ADDR_1) != d->notch) {
+            rn_logf(c, RN_LOG_UNIMP, "rknpu: DATA_CUBE_NOTCH_ADDR halves %u/%u differ: rows "
+                    "written NOTCH_ADDR_0 atoms apart (unverified on hardware)",
+                    d->notch, F(notch, DPU, DATA_CUBE_NOTCH_ADDR, NOTCH_ADDR_1));
+        }
+    }
     d->offset_pend = R(DPU_OFFSET_PEND);
     return true;
 }
@@ -292,9 +349,9 @@ bool rn_decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
         return refuse(c, out, RN_LOG_GUEST_ERROR, "DPU_RDMA cube differs from the DPU cube");
     }
     d->ew_two_streams = comb & 1;
-    if (d->ew_two_streams && (d->ew_bytes != 1 || d->ew_per_channel)) {
-        return refuse(c, out, RN_LOG_UNIMP, "two ERDMA streams (COMB_USE) of other than int8 "
-                      "per-pixel data");
+    if (d->ew_two_streams && (d->ew_per_channel || (d->ew_bytes != 1 && d->prec == RN_CNA_INT8))) {
+        return refuse(c, out, RN_LOG_UNIMP, "two ERDMA streams (COMB_USE) of per-channel data, or "
+                      "of other than int8 data in an int8 convolution");
     }
     d->ew_src = R(DPU_RDMA_SRC_BASE_ADDR);
     d->ew_base = R(DPU_RDMA_EW_BASE_ADDR);
@@ -307,13 +364,17 @@ bool rn_decode_rdma(struct rn_core *c, uint32_t op_en, struct rn_conv *d,
 /* Absurd sizes are refused before anything is allocated. */
 static bool check_limits(struct rn_core *c, struct rn_conv *d, struct rn_task_outcome *out)
 {
-    uint64_t c16 = ((uint64_t)d->ci + 15) / 16 * 16;
+    uint64_t c16 = ((uint64_t)d->cbytes + 15) / 16 * 16;
     uint64_t hp = (uint64_t)(d->ho - 1) * d->sy + d->kh, wp = (uint64_t)(d->wo - 1) * d->sx + d->kw;
     uint64_t co16 = ((uint64_t)d->co + 15) / 16 * 16 * d->out_bytes;
     uint64_t taps = (uint64_t)d->kh * d->kw;
     uint64_t macs = (uint64_t)d->wo * d->ho * d->co_calc * taps * (d->dw ? 1 : d->ci);
-    if (c16 * d->wi * d->hi > RN_MAX_BUF_BYTES || hp * wp * d->ci > RN_MAX_BUF_BYTES ||
+    /* the other precisions hold their tile and weights as 4- or 8-byte elements (Q19) */
+    bool int8 = d->prec == RN_CNA_INT8;
+    uint64_t el = int8 ? 1 : 8, lim = int8 ? RN_MAX_BUF_BYTES : 2ull * RN_MAX_BUF_BYTES;
+    if (c16 * d->wi * d->hi > RN_MAX_BUF_BYTES || hp * wp * d->ci * el > lim ||
         d->wt_bytes > RN_MAX_BUF_BYTES || co16 * d->wo * d->ho > RN_MAX_BUF_BYTES ||
+        (!int8 && (uint64_t)d->k * taps * d->ci * el > lim) ||
         (uint64_t)d->wo * taps * d->ci > RN_MAX_BUF_BYTES) {
         return refuse(c, out, RN_LOG_GUEST_ERROR, "tensor or weights larger than 64 MiB");
     }

@@ -1,7 +1,9 @@
 /* Unit tests of the core model: register file, PC decode, interrupts, reset and error paths. */
 #include <glib.h>
+#include <math.h>
 #include <string.h>
 
+#include "conv.h"       /* rn_round_f32 */
 #include "hwchoices.h"
 #include "internal.h"   /* rn_cycles_estimate */
 #include "kernels.h"
@@ -10,6 +12,28 @@
 #include "testlib.h"
 
 /* ---- tests ---- */
+
+/* Q19: an exact sum rounded once to fp32 (to nearest, ties to even; 2^-149 quantum; inf). */
+static void test_f32_round(void)
+{
+    uint64_t m[3];
+    m[0] = (1ull << 24) + 1, m[1] = 0, m[2] = 0;               /* a tie: to even */
+    g_assert_cmpfloat(rn_round_f32(m, 3, 0, false), ==, 16777216.0f);
+    m[0] = (1ull << 24) + 3;                                   /* a tie: up to even */
+    g_assert_cmpfloat(rn_round_f32(m, 3, 0, true), ==, -16777220.0f);
+    m[0] = ((1ull << 24) + 1) << 30 | 1;                       /* past the tie (sticky) */
+    g_assert_cmpfloat(rn_round_f32(m, 3, -30, false), ==, 16777218.0f);
+    m[0] = 0, m[1] = 1;                                        /* 2^64 in the second limb */
+    g_assert_cmpfloat(rn_round_f32(m, 3, -64, false), ==, 1.0f);
+    m[0] = 1, m[1] = 0;                                        /* 2^-150: a tie, to +0 */
+    g_assert_cmpfloat(rn_round_f32(m, 3, -150, false), ==, 0.0f);
+    m[0] = 3;                                                  /* 1.5 * 2^-150 */
+    g_assert_cmpfloat(rn_round_f32(m, 3, -151, false), ==, 0x1p-149f);
+    m[0] = 0xFFFFFF8000000000ull;                              /* rounds up past FLT_MAX */
+    g_assert_true(isinf(rn_round_f32(m, 3, 64, false)));
+    m[0] = 0;
+    g_assert_cmpfloat(rn_round_f32(m, 3, 0, true), ==, 0.0f);
+}
 
 static void test_regdb(void)
 {
@@ -395,6 +419,7 @@ int main(int argc, char **argv)
     g_test_add_func("/core/errors", test_errors);
     g_test_add_func("/core/hang-and-reset", test_hang_and_reset);
     g_test_add_func("/core/rounding", test_rounding);
+    g_test_add_func("/core/f32-round", test_f32_round);
     g_test_add_func("/core/cycle-model", test_cycle_model);
     g_test_add_func("/core/gemm", test_gemm);
     g_test_add_func("/core/dpu-fast", test_dpu_fast);

@@ -99,9 +99,13 @@ static void test_cbuf_layout(void)
 static void test_size_e_rule(void)
 {
     /* Mesa's int8 writers: conv SIZE_E 1 (BS_OW_CFG 0x124), depthwise 3 (0x36C) */
-    g_assert_cmpuint(rn_size_e_expected(false, 1), ==, 1);
-    g_assert_cmpuint(rn_size_e_expected(true, 1), ==, 3);
-    g_assert_cmpuint(rn_size_e_expected(false, 4), ==, 7);   /* int8 -> int32 writer */
+    g_assert_cmpuint(rn_size_e_expected(32, 1), ==, 1);
+    g_assert_cmpuint(rn_size_e_expected(64, 1), ==, 3);
+    g_assert_cmpuint(rn_size_e_expected(32, 4), ==, 7);   /* int8 -> int32 writer */
+    g_assert_cmpuint(rn_size_e_expected(64, 2), ==, 7);   /* int4 -> int16 (GN) */
+    g_assert_cmpuint(rn_size_e_expected(16, 4), ==, 3);   /* int16/fp16/bf16/tf32 -> 32-bit */
+    g_assert_cmpuint(rn_size_e_expected(16, 2), ==, 1);   /* fp16 -> fp16 */
+    g_assert_cmpuint(rn_size_e_expected(32, 2), ==, 3);   /* fp16 depthwise -> fp16 */
 }
 
 static void test_switch(void)

@@ -76,17 +76,26 @@ static void json_quirks(char *buf, size_t len, uint32_t mask)
     }
 }
 
+/* CNA/CORE precision names (HARDWARE-UNKNOWNS Q19). */
+static const char *prec_name(uint32_t p)
+{
+    static const char *const names[8] = { "int8", "int16", "fp16", "bf16", "?4", "?5", "int4",
+                                          "tf32" };
+    return names[p & 7];
+}
+
 static void task_cb(void *opaque, const struct rn_task_stats *st)
 {
     struct run_ctx *r = opaque;
     char on[600], off[600];
     if (!r->quiet) {
         rn_quirks_format(st->quirks, on, sizeof(on));
-        printf("kick %zu task %u: regcmd 0x%08x op_en 0x%02x %s %ux%ux%u -> %ux%ux%u k%ux%u s%u "
-               "macs %llu rd %llu wr %llu cycles %llu%s%s%s\n",
+        printf("kick %zu task %u: regcmd 0x%08x op_en 0x%02x %s%s%s %ux%ux%u -> %ux%ux%u k%ux%u "
+               "s%u macs %llu rd %llu wr %llu cycles %llu%s%s%s\n",
                r->kick, st->kick_task, st->regcmd_iova, st->op_en,
-               st->pool ? "pool" : st->depthwise ? "dw" : "conv", st->in_w, st->in_h,
-               st->in_c, st->out_w, st->out_h, st->out_c, st->kw, st->kh, st->stride,
+               st->pool ? "pool" : st->depthwise ? "dw" : "conv", st->precision ? " " : "",
+               st->precision ? prec_name(st->precision) : "", st->in_w, st->in_h, st->in_c,
+               st->out_w, st->out_h, st->out_c, st->kw, st->kh, st->stride,
                (unsigned long long)st->macs,
                (unsigned long long)st->bytes_read, (unsigned long long)st->bytes_written,
                (unsigned long long)st->cycles, st->quirks ? " quirks " : "", on,
@@ -100,13 +109,15 @@ static void task_cb(void *opaque, const struct rn_task_stats *st)
         }
         fprintf(r->stats,
                 "%s\n  {\"kick\":%zu,\"task\":%u,\"regcmd\":%u,\"op_en\":%u,\"pool\":%d,"
-                "\"depthwise\":%d,\"ew\":%d,\"in\":[%u,%u,%u],\"out\":[%u,%u,%u],"
+                "\"depthwise\":%d,\"precision\":\"%s\",\"ew\":%d,\"in\":[%u,%u,%u],"
+                "\"out\":[%u,%u,%u],"
                 "\"kernel\":[%u,%u],\"stride\":%u,"
                 "\"macs\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,\"cycles\":%llu,"
                 "\"error\":%u,\"quirks\":%s,\"quirks_off\":%s",
                 r->first ? "" : ",", r->kick, st->kick_task, st->regcmd_iova, st->op_en,
-                st->pool, st->depthwise, st->ew, st->in_w, st->in_h, st->in_c, st->out_w, st->out_h,
-                st->out_c, st->kw, st->kh, st->stride, (unsigned long long)st->macs,
+                st->pool, st->depthwise, prec_name(st->precision), st->ew, st->in_w, st->in_h,
+                st->in_c, st->out_w, st->out_h, st->out_c, st->kw, st->kh, st->stride,
+                (unsigned long long)st->macs,
                 (unsigned long long)st->bytes_read, (unsigned long long)st->bytes_written,
                 (unsigned long long)st->cycles, st->error, on, off);
         r->first = 0;

@@ -5,6 +5,8 @@ core. It executes a job (memory segments + kicks) and returns the memory and sta
 The hardware's failure modes of HARDWARE-UNKNOWNS.md Q15 ("quirks") are modelled as that page
 describes them, by default the ones it switches on; `run_job(..., quirks=set())` is ideal hardware.
 """
+import math
+
 import numpy as np
 
 from .regs import NAMES, REGS, RESETS, field
@@ -282,14 +284,25 @@ class Task:
     pass
 
 
+# Q19: CNA/CORE precision code -> (element bits, float, weight N-group, K-group, depthwise group
+# or None, the DPU IN/PROC code)
+PRECS = {0: (8, False, 32, 32, 64, 0), 1: (16, False, 16, 32, None, 1),
+         2: (16, True, 16, 32, 32, 2), 3: (16, True, 16, 32, None, 3),
+         6: (4, False, 64, 32, None, 6), 7: (32, True, 16, 16, None, 5)}
+
+
 def decode(r, opn):
     """Registers -> a Task (refusals as in task.c's rules, from HARDWARE-UNKNOWNS)."""
     t = Task()
+    t.r = r
     con1, mode = r["CNA_CONV_CON1"], r.f("CNA_CONV_CON1", "CONV_MODE")
     argb = r.f("CNA_CONV_CON1", "ARGB_IN")
-    if mode not in (0, 3) or r.f("CNA_CONV_CON1", "IN_PRECISION") or \
-            r.f("CNA_CONV_CON1", "PROC_PRECISION") or r.f("CORE_MISC_CFG", "PROC_PRECISION"):
+    t.prec = r.f("CNA_CONV_CON1", "IN_PRECISION")
+    if mode not in (0, 3) or t.prec not in PRECS or \
+            r.f("CNA_CONV_CON1", "PROC_PRECISION") != t.prec or \
+            r.f("CORE_MISC_CFG", "PROC_PRECISION") != t.prec:
         raise Refused
+    t.bits, t.fp, t.ng, t.kg, t.dwg, t.dpu = PRECS[t.prec]
     if r.f("CNA_CONV_CON1", "DECONV") or r.f("CNA_CONV_CON3", "NN_MODE") or \
             r.f("CNA_CONV_CON3", "ATROUS_X_DILATION") or r.f("CNA_CONV_CON3", "ATROUS_Y_DILATION"):
         raise Refused
@@ -300,6 +313,10 @@ def decode(r, opn):
     t.dw = mode == 3
     t.raw_acc = not r.f("CORE_MISC_CFG", "QD_EN")
     if bool(r.f("CORE_MISC_CFG", "DW_EN")) != t.dw:
+        raise Refused
+    if t.prec and ((t.dw and not t.dwg) or argb or (t.fp and not r["CNA_CVT_CON0"] & 1)):
+        raise Refused                       # Q19: depthwise int8/fp16, dense int8, no float cvt
+    if t.raw_acc and t.prec not in (0, 6):  # QD_EN 0: int8 and int4 only
         raise Refused
     t.wi, t.hi = r.f("CNA_DATA_SIZE0", "DATAIN_WIDTH"), r.f("CNA_DATA_SIZE0", "DATAIN_HEIGHT")
     t.ci = r.f("CNA_DATA_SIZE1", "DATAIN_CHANNEL")
@@ -315,6 +332,11 @@ def decode(r, opn):
     ss = ss - (1 << 28) if ss & (1 << 27) else ss
     t.argb = argb - 7 if argb else 0
     t.row, t.surf = (ls * t.argb, 0) if t.argb else (4 * ls, 16 * (ls + ss))
+    if not t.argb and con1 >> 29 & 1:       # Q19 row-major feature: W = 1, SURF_STRIDE 0 only
+        if t.wi != 1 or r["CNA_DMA_CON2"] & 0x0FFFFFFF:
+            raise Refused
+        t.row, t.surf = 16 * ls, 16
+    t.cbytes = -(-t.ci * t.bits // 8)
     cvt0 = r["CNA_CVT_CON0"]
     t.cvt = not cvt0 & 1
     t.cvt_signed, t.cvt_add_first, t.cvt_half_up = bool(cvt0 & 8), bool(cvt0 & 2), bool(cvt0 & 4)
@@ -335,10 +357,15 @@ def decode(r, opn):
             field("DPU_FEATURE_MODE_CFG", "OUTPUT_MODE", fm) != 2:
         raise Refused
     t.out_prec = field("DPU_DATA_FORMAT", "OUT_PRECISION", fmt)
-    t.out_bytes = OUT_BYTES.get(t.out_prec, 0)
-    if not t.out_bytes or any(field("DPU_DATA_FORMAT", f, fmt) for f in (
-            "IN_PRECISION", "PROC_PRECISION", "MC_SURF_OUT")) or \
-            r.f("DPU_OUT_CVT_SCALE", "FP32TOFP16_EN") or r.f("DPU_DATA_CUBE_HEIGHT", "MINMAX_CTL"):
+    half = r.f("DPU_OUT_CVT_SCALE", "FP32TOFP16_EN")
+    if t.fp:                                 # Q19: fp32, or fp16 through FP32TOFP16_EN
+        t.out_bytes = {(5, 0): 4, (2, 1): 2}.get((t.out_prec, half), 0)
+    else:
+        t.out_bytes = 0 if half else OUT_BYTES.get(t.out_prec, 0)
+    if not t.out_bytes or field("DPU_DATA_FORMAT", "IN_PRECISION", fmt) != t.dpu or \
+            field("DPU_DATA_FORMAT", "PROC_PRECISION", fmt) != t.dpu or \
+            field("DPU_DATA_FORMAT", "MC_SURF_OUT", fmt) or \
+            r.f("DPU_DATA_CUBE_HEIGHT", "MINMAX_CTL"):
         raise Refused
     t.wo, t.ho = r.f("DPU_DATA_CUBE_WIDTH", "WIDTH") + 1, r.f("DPU_DATA_CUBE_HEIGHT", "HEIGHT") + 1
     if (t.wo, t.ho) != (r.f("CORE_DATAOUT_SIZE_0", "DATAOUT_WIDTH") + 1,
@@ -353,7 +380,7 @@ def decode(r, opn):
     if t.bn["on"] and t.bn["alu"] and t.bn["mem"]:
         raise Refused
     t.cpend = t.bs["on"] and not r.f("DPU_BS_OW_CFG", "OD_BYPASS")
-    if t.cpend and r.f("DPU_BS_OW_CFG", "OW_SRC"):
+    if t.cpend and (r.f("DPU_BS_OW_CFG", "OW_SRC") or t.fp):
         raise Refused
     t.ow_op = s16(r["DPU_BS_OW_OP"])
     t.bias = r["DPU_RDMA_BS_BASE_ADDR"]
@@ -389,11 +416,14 @@ def decode(r, opn):
         t.ew_offset = s32(r["DPU_EW_CVT_OFFSET_VALUE"])
         t.ew_scale = s16(sc)
         t.ew_shift = field("DPU_EW_CVT_SCALE_VALUE", "EW_OP_CVT_SHIFT", sc)
+    if t.fp and t.ew_op and not t.ew_regs and t.ew_bytes == 1:
+        raise Refused                         # an 8-bit operand on float data
     t.out = (r["DPU_OUT_CVT_SCALE"], r["DPU_OUT_CVT_SHIFT"], r["DPU_OUT_CVT_OFFSET"])
     t.dst = r["DPU_DST_BASE_ADDR"]
     t.dst_stride = r["DPU_DST_SURF_STRIDE"] & ~0xF
     t.surf_add = r["DPU_SURFACE_ADD"] & ~0xF
-    t.group = 64 if t.dw else 32
+    t.group = t.dwg if t.dw else t.ng         # Q11/Q19: the precision's kernel group
+    t.onotch = r.f("DPU_DATA_CUBE_NOTCH_ADDR", "NOTCH_ADDR_0")
     t.pend = r["DPU_OFFSET_PEND"]
     # DPU_RDMA
     rfm, er = r["DPU_RDMA_FEATURE_MODE_CFG"], r["DPU_RDMA_ERDMA_CFG"]
@@ -417,17 +447,20 @@ def decode(r, opn):
                     r.f("DPU_RDMA_DATA_CUBE_HEIGHT", "HEIGHT") + 1) != (t.wo, t.ho):
                 raise Refused
             t.two = bool(comb & 1)
-            if t.two and wide:
+            if t.two and (t.ew_mode == 0 or (t.prec == 0 and wide)):
                 raise Refused
             t.ew_src, t.ew_base = r["DPU_RDMA_SRC_BASE_ADDR"], r["DPU_RDMA_EW_BASE_ADDR"]
             t.notch = (r["DPU_RDMA_SURF_NOTCH"] & ~0xF, r["DPU_RDMA_EW_SURF_NOTCH"] & ~0xF)
             t.ew_stride = r["DPU_RDMA_EW_SURF_STRIDE"] & ~0xF
-    c16 = -(-t.ci // 16) * 16
+    c16 = -(-t.cbytes // 16) * 16
     hp, wp = (t.ho - 1) * t.sy + t.kh, (t.wo - 1) * t.sx + t.kw
     taps = t.kh * t.kw
     macs = t.wo * t.ho * t.co_calc * taps * (1 if t.dw else t.ci)
     lim = 64 << 20
-    if c16 * t.wi * t.hi > lim or hp * wp * t.ci > lim or t.k * taps * t.ci > lim or \
+    el, elim = (1, lim) if t.prec == 0 else (8, 2 * lim)
+    if c16 * t.wi * t.hi > lim or hp * wp * t.ci * el > elim or \
+            -(-t.k * taps * t.ci * t.bits // 8) > lim or \
+            (t.prec and t.k * taps * t.ci * el > elim) or \
             -(-t.co // 16) * 16 * t.wo * t.ho > lim or t.wo * taps * t.ci > lim or \
             macs > 1 << 33 or (not t.dw and taps * t.ci > 1 << 16):
         raise Refused
@@ -509,7 +542,7 @@ def apply_quirks(r, t, q):
     t.fetch_base = (t.feat + t.dma_base) % (1 << 32)
     if t.argb and t.fetch_base % 16 and q.fire("dense-misaligned"):
         t.fetch_base &= ~0xF
-    if not t.dw and t.k % 2:
+    if not t.dw and t.k % 2 and t.prec == 0:
         q.fire("odd-kernels")            # log only
     cacc = getattr(q, "cacc", None)
     t.cacc_chain = t.raw_acc and getattr(q, "task_index", 0) > 0 and cacc is not None and \
@@ -518,7 +551,8 @@ def apply_quirks(r, t, q):
     t.cbuf = None
     if not t.argb:
         con0 = r["CNA_CBUF_CON0"]
-        g = CbufGeom(t.wi, t.hi, t.ci, field("CNA_CBUF_CON0", "DATA_BANK", con0))
+        # Q19: the other precisions' pixels as ceil(C·bits/8) bytes, each taken as an int8 channel
+        g = CbufGeom(t.wi, t.hi, t.cbytes, field("CNA_CBUF_CON0", "DATA_BANK", con0))
         fc = field("CNA_CBUF_CON0", "FC_DATA_BANK", con0)
         entries = r.f("CNA_CBUF_CON1", "DATA_ENTRIES")
         pitch, remap, wrap, shift = g.e64, False, False, 0
@@ -625,7 +659,10 @@ def weight_index(t):
 
 
 def compute(t, mem):
-    """MAC sums and DPU post-processing; returns the output as int array [co16/16, ho, wo, 16]."""
+    """MAC sums and DPU post-processing; returns the output [ho, wo, co_calc] before the output
+    type: integers (int8, int4, int16 procs) or float32 (fp16, bf16, tf32, Q19)."""
+    if t.prec:
+        return compute_wide(t, mem)
     X = fetch_input(t, mem)
     size = t.kh * t.kw * t.ci * t.k
     wbytes = np.frombuffer(mem.read((t.wt + t.dma_base) % (1 << 32), size), dtype=np.int8)
@@ -646,6 +683,12 @@ def compute(t, mem):
         nk = W.shape[0]
         acc[:, :, :nk] = flat @ W.reshape(nk, -1).T
         S = np.broadcast_to(flat.sum(axis=2)[:, :, None], acc.shape)
+    cacc_pass(t, acc)
+    return dpu_int(t, mem, acc, S)
+
+
+def cacc_pass(t, acc):
+    """Quirk chain-int-acc (Q15): add the previous task's residue; record this task's."""
     if t.cacc is not None:                # the raw accumulator: what the next task may find
         px = acc.reshape(-1, t.co_calc)
         lane = np.arange(t.co_calc) % 32
@@ -656,6 +699,10 @@ def compute(t, mem):
         for o in range(t.co_calc):        # a later channel of the same lane overwrites
             nxt[:, o % 32] = px[:, o]
         t.cacc.next = nxt
+
+
+def dpu_int(t, mem, acc, S):
+    """The integer DPU stages (Q7-Q10, Q17) on the MAC sums acc and window sums S."""
     bias = np.zeros(t.co_calc, dtype=np.int64)
     if t.bs["on"] and t.bs["alu"]:
         if t.bs["mem"]:
@@ -700,6 +747,164 @@ def compute(t, mem):
     return out_cvt(sat32(v), *t.out)             # [ho, wo, co_calc], before the output type
 
 
+# ---- Q19: the CNA/CORE precisions other than int8 ----
+
+def unpack_elems(raw, bits, n):
+    """The first n `bits`-bit little-endian elements of each row of raw (uint8 [..., bytes]),
+    unsigned (int4: element 2i in the low nibble of byte i)."""
+    raw = np.asarray(raw, dtype=np.uint8)
+    if bits == 4:
+        nib = np.stack([raw & 0xF, raw >> 4], axis=-1).reshape(raw.shape[:-1] + (-1,))
+        return nib[..., :n].astype(np.int64)
+    b = bits // 8
+    u = raw[..., :n * b].reshape(raw.shape[:-1] + (n, b)).astype(np.int64)
+    return sum(u[..., i] << (8 * i) for i in range(b))
+
+
+def signed(u, bits):
+    return np.where(u >= 1 << (bits - 1), u - (1 << bits), u)
+
+
+def float_values(u, prec):
+    """Raw float elements -> float64 values the MAC multiplies: fp16, bf16, or tf32 (an fp32
+    whose significand is rounded to 11 bits, to nearest even, by the MAC)."""
+    u = np.asarray(u, dtype=np.int64)
+    if prec == 2:
+        return (u & 0xFFFF).astype(np.uint16).view(np.float16).astype(np.float64)
+    if prec == 3:
+        return ((u & 0xFFFF) << 16).astype(np.uint32).view(np.float32).astype(np.float64)
+    x = (u & 0xFFFFFFFF).astype(np.uint32).view(np.float32).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        m, e = np.frexp(x)                      # |m| in [0.5, 1): 11 bits are m·2^11 rounded
+        normal = np.ldexp(np.round(m * 2.0 ** 11), e - 11)
+        tiny = np.round(x * 2.0 ** 136) / 2.0 ** 136   # fp32 subnormals: a 2^-136 quantum
+        y = np.where(np.abs(x) < 2.0 ** -126, tiny, normal)
+        y = np.where(np.abs(y) >= 2.0 ** 128, np.copysign(np.inf, x), y)
+    return np.where(np.isfinite(x), y, x)
+
+
+def fetch_wide(t, mem):
+    """The padded input tile X[hp, wp, ci] of a Q19 precision: integers (converter applied) or
+    float64 values."""
+    hp, wp = (t.ho - 1) * t.sy + t.kh, (t.wo - 1) * t.sx + t.kw
+    ns = -(-t.cbytes // 16)
+    base = getattr(t, "fetch_base", t.feat + t.dma_base)
+    img = np.zeros((t.hi, t.wi, ns * 16), dtype=np.int64)
+    for s in range(ns):
+        for y in range(t.hi):
+            a = (base + s * t.surf + y * t.row) % (1 << 32)
+            img[y, :, 16 * s:16 * s + 16] = np.frombuffer(mem.read(a, t.wi * 16),
+                                                          dtype=np.uint8).reshape(t.wi, 16)
+    img = img[:, :, :t.cbytes]
+    if getattr(t, "cbuf", None):                    # Q15 on the channel bytes
+        img = cbuf_gather(img, *t.cbuf)
+    u = unpack_elems(img, t.bits, t.ci)
+    pad = t.pad
+    if t.fp:
+        vals = float_values(u, t.prec)
+        padv = float_values(np.array([pad & (0xFFFFFFFF if t.bits == 32 else 0xFFFF)]), t.prec)[0]
+        X = np.full((hp, wp, t.ci), padv, dtype=np.float64)
+    else:
+        vals = np.stack([cvt_elem(t, u[:, :, c], c) for c in range(t.ci)], axis=2)
+        X = np.full((hp, wp, t.ci), signed(pad & ((1 << t.bits) - 1), t.bits), dtype=np.int64)
+    h, w = min(t.hi, max(hp - t.pt, 0)), min(t.wi, max(wp - t.pl, 0))
+    X[t.pt:t.pt + h, t.pl:t.pl + w, :] = vals[:h, :w, :]
+    return X
+
+
+def cvt_elem(t, u, ch):
+    """Q6 on an integer element of t.bits bits (Q19: int4, int16), saturating to its range."""
+    x = signed(u, t.bits)
+    if not t.cvt or not (t.cvt_en >> (ch % 16)) & 1:
+        return x
+    x = x if t.cvt_signed else u
+    scale, offset, trunc = t.lanes[ch % 4]
+    y = rshift_round((x + offset) * scale, trunc, t.cvt_half_up) if t.cvt_add_first else \
+        rshift_round(x * scale, trunc, t.cvt_half_up) + offset
+    return np.clip(y, -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1)
+
+
+def weights_wide(t, mem):
+    """Q19 weights: conv W[o, ky, kx, c] from tiles of NG kernels x KG channels, depthwise
+    W[ky, kx, c] from groups of DWG channels; integers or float64 values."""
+    nk = 1 if t.dw else min(t.k, t.co_calc)
+    c = np.arange(t.ci)
+    tap = np.arange(t.kh * t.kw).reshape(t.kh, t.kw)
+    if t.dw:
+        g = t.dwg
+        gw = np.minimum(g, t.ci - g * (c // g))
+        idx = (c // g) * t.kh * t.kw * g + tap[:, :, None] * gw + c % g
+    else:
+        o = np.arange(nk)[:, None, None, None]
+        gw = np.minimum(t.kg, t.ci - t.kg * (c // t.kg))
+        nko = np.minimum(t.ng, t.k - t.ng * (o // t.ng))
+        idx = (o // t.ng) * t.ng * t.kh * t.kw * t.ci + \
+            (c // t.kg) * t.kh * t.kw * nko * t.kg + tap[None, :, :, None] * nko * gw + \
+            (o % t.ng) * gw + c % t.kg
+    nbytes = -(-t.k * t.kh * t.kw * t.ci * t.bits // 8)
+    raw = np.frombuffer(mem.read((t.wt + t.dma_base) % (1 << 32), nbytes), dtype=np.uint8)
+    u = unpack_elems(raw[None, :], t.bits, t.k * t.kh * t.kw * t.ci)[0][idx]
+    return float_values(u, t.prec) if t.fp else signed(u, t.bits)
+
+
+def round_f32(terms):
+    """The exact sum of float64 terms (exact products), rounded once to fp32, nearest even."""
+    terms = list(terms)
+    d = math.fsum(terms)                         # the exact sum, rounded to double
+    f = np.float32(d)
+    if float(f) == d or not np.isfinite(d):
+        return f
+    lo, hi = (f, np.nextafter(f, np.float32(np.inf))) if float(f) < d else \
+        (np.nextafter(f, np.float32(-np.inf)), f)
+    if (float(lo) + float(hi)) / 2 != d:
+        return f                                 # not a tie of fp32: rounding d is rounding the sum
+    rest = math.fsum(terms + [-d])               # which side of the tie the exact sum lies
+    return hi if rest > 0 else lo if rest < 0 else f
+
+
+def compute_wide(t, mem):
+    """Q19: int4/int16 exact integer sums through the integer DPU; fp16/bf16/tf32 exact products
+    summed exactly, rounded once to fp32, through the fp32 DPU of Q18."""
+    X = fetch_wide(t, mem)
+    W = weights_wide(t, mem)
+    ys, xs = np.arange(t.ho) * t.sy, np.arange(t.wo) * t.sx
+    win = np.stack([np.stack([X[ys[:, None] + ky, xs[None, :] + kx, :] for kx in range(t.kw)],
+                             axis=2) for ky in range(t.kh)], axis=2)    # [ho, wo, kh, kw, ci]
+    cc = min(t.ci, t.co_calc) if t.dw else W.shape[0]
+    if not t.fp:
+        acc = np.zeros((t.ho, t.wo, t.co_calc), dtype=np.int64)
+        if t.dw:
+            acc[:, :, :cc] = np.einsum("hwyxc,yxc->hwc", win, W)[:, :, :cc]
+            S = np.zeros_like(acc)
+            S[:, :, :cc] = win.sum(axis=(2, 3))[:, :, :cc]
+        else:
+            flat = win.reshape(t.ho, t.wo, -1)
+            acc[:, :, :cc] = flat @ W.reshape(cc, -1).T
+            S = np.broadcast_to(flat.sum(axis=2)[:, :, None], acc.shape)
+        cacc_pass(t, acc)
+        return dpu_int(t, mem, acc, S)
+    acc = np.zeros((t.ho, t.wo, t.co_calc), dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if t.dw:
+            prods = win[:, :, :, :, :cc] * W[None, None, :, :, :cc]   # [ho, wo, kh, kw, cc]
+            prods = np.moveaxis(prods.reshape(t.ho, t.wo, -1, cc), 2, 3)
+        else:
+            flat = win.reshape(t.ho, t.wo, 1, -1)
+            prods = flat * W.reshape(cc, -1)[None, None]               # [ho, wo, cc, n]
+        for idx in np.ndindex(t.ho, t.wo, cc):
+            row = prods[idx]
+            acc[idx] = round_f32(row.tolist()) if np.isfinite(row).all() else \
+                np.float32(np.sum(row))              # NaN, inf·0, inf − inf: NaN; else inf
+    acc[np.isnan(acc)] = np.float32(np.nan)         # the quiet NaN 0x7FC00000
+    bias = None
+    if t.bs["on"] and t.bs["alu"] and t.bs["mem"]:
+        bias = np.frombuffer(mem.read((t.bias + t.dma_base) % (1 << 32), 4 * t.co),
+                             dtype="<u4")[:t.co_calc]
+    e = fetch_ew_wide(t, mem) if t.ew_op else None
+    from . import hwflying
+    return hwflying.float_pipe(t.r, acc, t.bs, t.bn, t.r["DPU_EW_CFG"], e, bias, None)
+
+
 def activate(v, s):
     if s["relu"]:
         v = np.maximum(v, 0)
@@ -731,8 +936,12 @@ def output_bytes(t, out):
     c2 = 16 // eo
     nsurf = -(-t.co // c2)
     lo, hi = {1: (-2**7, 2**7 - 1), 2: (-2**15, 2**15 - 1), 4: (-2**31, 2**31 - 1)}[eo]
-    vals = np.clip(out, lo, hi)
-    elem = vals.astype(np.float32) if t.out_prec == 5 else vals.astype(f"<i{eo}")
+    if getattr(t, "fp", False):               # Q19: fp32, or fp16 by round to nearest even
+        with np.errstate(over="ignore"):
+            elem = out.astype(np.float16 if t.out_prec == 2 else np.float32)
+    else:
+        vals = np.clip(out, lo, hi)
+        elem = vals.astype(np.float32) if t.out_prec == 5 else vals.astype(f"<i{eo}")
     buf = np.zeros((t.ho, t.wo, nsurf * c2, eo), dtype=np.uint8)
     buf[:, :, :t.co_calc] = elem.view(np.uint8).reshape(t.ho, t.wo, t.co_calc, eo)
     buf[:, :, t.co_calc:] = np.frombuffer((t.pend & 0xFFFFFFFF).to_bytes(4, "little")[:eo],
@@ -772,7 +981,11 @@ def fetch_ew_wide(t, mem):
             raw = mem.read((t.ew_base + t.dma_base + off) % (1 << 32), eb)
             e[:, :, c] = int.from_bytes(raw, "little", signed=True)
         else:
-            surf = mem.read((t.ew_base + t.dma_base + off - (c % c2) * eb) % (1 << 32),
+            j, base = c // c2, t.ew_base
+            if getattr(t, "two", False):      # Q9: even surfaces from SRC_BASE, odd from EW_BASE
+                base = t.ew_base if j % 2 else t.ew_src
+                off = (j // 2) * (t.wo * t.ho * 16 + t.notch[j % 2]) + (c % c2) * eb
+            surf = mem.read((base + t.dma_base + off - (c % c2) * eb) % (1 << 32),
                             t.wo * t.ho * 16)
             px = np.frombuffer(surf, dtype=np.uint8).reshape(t.ho, t.wo, 16)
             px = px[:, :, (c % c2) * eb:(c % c2 + 1) * eb].copy().view(f"<i{eb}")
@@ -794,7 +1007,11 @@ def write_output(t, mem, out):
         if hang:                          # the first 1024 bytes, then the writer stalls
             data = data[:budget]
             budget -= len(data)
-        mem.write((t.dst + t.dma_base + off) % (1 << 32), data)
+        at = t.dst + t.dma_base + off
+        row = t.wo * 16                   # rows NOTCH_ADDR_0 atoms apart (Q19)
+        for y in range(0, -(-len(data) // row) if t.onotch else 1):
+            chunk = data[y * row:(y + 1) * row] if t.onotch else data
+            mem.write((at + y * (t.wo + t.onotch) * 16) % (1 << 32), chunk)
         if hang and not budget:
             break
     if hang:
