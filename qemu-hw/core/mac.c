@@ -172,18 +172,23 @@ static float special_dot(const struct fop *a, const uint8_t *fa, const struct fo
 
 /* ---- the MAC of one task ---- */
 
-/* Exponent range of the nonzero finite elements of a vector of struct fop (lo > hi: none). */
+/*
+ * What a dot product needs to know of one operand vector: whether it holds an inf or NaN, and
+ * (struct fop vectors) the exponent range of its nonzero finite elements (lo > hi: none).
+ */
 struct erange {
     int lo, hi;
+    bool special;
 };
 
-static struct erange exp_range(const struct fop *f, size_t n, size_t stride)
+static struct erange exp_range(const struct fop *f, const uint8_t *flag, size_t n)
 {
-    struct erange r = { 1 << 20, -(1 << 20) };
-    for (size_t i = 0, k = 0; i < n; i++, k += stride) {
-        if (f[k].m) {
-            r.lo = f[k].e < r.lo ? f[k].e : r.lo;
-            r.hi = f[k].e > r.hi ? f[k].e : r.hi;
+    struct erange r = { 1 << 20, -(1 << 20), false };
+    for (size_t i = 0; i < n; i++) {
+        r.special |= flag[i] != 0;
+        if (f && f[i].m) {
+            r.lo = f[i].e < r.lo ? f[i].e : r.lo;
+            r.hi = f[i].e > r.hi ? f[i].e : r.hi;
         }
     }
     return r;
@@ -195,7 +200,7 @@ struct mac {
     size_t esz;                  /* bytes of one decoded element */
     void *tile, *w, *patch;      /* decoded: int32 (MAC_INT), int64 v·2^24 (fp16), struct fop */
     uint8_t *tflag, *wflag, *pflag;
-    struct erange *wexp;         /* MAC_FLOAT conv: each kernel's exponent range */
+    struct erange *wexp;         /* float conv: each kernel's specials and exponent range */
     size_t hp, wp, taps, nk;
 };
 
@@ -210,16 +215,17 @@ static int64_t dot_int(const int32_t *a, const int32_t *b, size_t n, size_t stri
 }
 
 /*
- * Sum of n terms a[k]·b[k] (k = i·stride), exact, rounded once to fp32. ea, eb: the operands'
- * exponent ranges when known (MAC_FLOAT): a sum whose terms all lie within 2^88 of each other
- * takes a 128-bit fixed point instead of the 640-bit one (the same exact value, faster).
+ * Sum of n terms a[k]·b[k] (k = i·stride), exact, rounded once to fp32. ea, eb: what is known
+ * of the operands (conv), or NULL (depthwise): then the flags are scanned here. A MAC_FLOAT sum
+ * whose terms all lie within 2^24 (2^88) of each other takes a 64-bit (128-bit) fixed point
+ * instead of the 640-bit one: the same exact value, faster.
  */
 static float dot_float(const struct mac *mc, const void *a, const uint8_t *fa, const void *b,
                        const uint8_t *fb, size_t n, size_t stride, const struct erange *ea,
                        const struct erange *eb)
 {
-    bool special = false;
-    for (size_t i = 0, k = 0; i < n && !special; i++, k += stride) {
+    bool special = ea && eb && (ea->special || eb->special);
+    for (size_t i = 0, k = 0; (!ea || !eb) && i < n && !special; i++, k += stride) {
         special = fa[k] || fb[k];
     }
     if (mc->kind == MAC_FP16) {
@@ -245,6 +251,18 @@ static float dot_float(const struct mac *mc, const void *a, const uint8_t *fa, c
         }
         if (ea && eb && (ea->lo > ea->hi || eb->lo > eb->hi)) {
             return 0.0f;   /* every product is zero */
+        }
+        if (ea && eb && (ea->hi + eb->hi) - (ea->lo + eb->lo) <= 24) {
+            /* |products| < 2^(22 + span) · 2^lo, 2^16 of them: below 2^62 */
+            int lo = ea->lo + eb->lo;
+            int64_t s64 = 0;
+            uint64_t mag[1];
+            for (size_t i = 0, k = 0; i < n; i++, k += stride) {
+                s64 += (int64_t)((uint64_t)((int64_t)pa[k].m * pb[k].m)
+                                 << (pa[k].e + pb[k].e - lo));
+            }
+            mag[0] = s64 < 0 ? -(uint64_t)s64 : (uint64_t)s64;
+            return rn_round_f32(mag, 1, lo, s64 < 0);
         }
         if (ea && eb && (ea->hi + eb->hi) - (ea->lo + eb->lo) <= 88) {
             /* |products| < 2^(22 + span) · 2^lo, 2^16 of them: below 2^126 */
@@ -333,9 +351,10 @@ static bool setup(struct rn_core *c, const struct rn_mem *m, const struct rn_con
         decode(mc, tile, mc->tile, mc->tflag, ntile);
         decode(mc, w, mc->w, mc->wflag, nw);
     }
-    for (size_t o = 0; mc->kind == MAC_FLOAT && !d->dw && o < mc->nk; o++) {
-        mc->wexp[o] = exp_range((const struct fop *)mc->w + o * mc->taps * d->ci,
-                                mc->taps * d->ci, 1);
+    for (size_t o = 0; mc->kind != MAC_INT && !d->dw && o < mc->nk; o++) {
+        size_t n = mc->taps * d->ci;
+        mc->wexp[o] = exp_range(mc->kind == MAC_FLOAT ? (const struct fop *)mc->w + o * n : NULL,
+                                mc->wflag + o * n, n);
     }
     return true;
 }
@@ -409,11 +428,11 @@ bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv
         for (uint32_t x = 0; x < d->wo; x++) {
             size_t pix = (size_t)y * d->wo + x;
             int64_t wsum = 0;
-            struct erange pe = { 0, 0 };
-            bool ranged = mc.kind == MAC_FLOAT && !d->dw;
+            struct erange pe = { 0, 0, false };
+            bool ranged = mc.kind != MAC_INT && !d->dw;
             gather(&mc, y, x);
             if (ranged) {
-                pe = exp_range(mc.patch, n, 1);
+                pe = exp_range(mc.kind == MAC_FLOAT ? mc.patch : NULL, mc.pflag, n);
             }
             if (mc.kind == MAC_INT && !d->dw) {
                 for (size_t i = 0; i < n; i++) {

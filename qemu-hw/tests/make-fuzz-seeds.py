@@ -7,7 +7,8 @@
 The core seeds conv0..conv3 are Mesa-style conv jobs kept from the first corpus (rewritten with
 the current header); the rest are built here from sim-tests/tinyjob.py: a chain of linked tasks
 run as one kick, the same cancelled by a VM stop and re-run, faults half way through a task (an
-unmapped output page, a read-only one, a DMA budget), and shapes that trip the CBUF quirks.
+unmapped output page, a read-only one, a DMA budget), and shapes that trip the CBUF quirks; and
+from sim-tests/precjob.py: int4, tf32 and chained fp16 (K accumulation) matmuls.
 Run it from anywhere; it rewrites both folders' generated files.
 """
 import os
@@ -16,6 +17,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "sim-tests"))
+import numpy as np  # noqa: E402
+
+import precjob  # noqa: E402
 import tinyjob  # noqa: E402
 
 CORE_DIR = os.path.join(HERE, "fuzz-seeds")
@@ -120,6 +124,20 @@ def core_seeds():
     job["segments"][r] = set_reg(job["segments"][r], "CNA_CBUF_CON0", 1 | 11 << 4)
     seeds["quirk-cbuf-overflow.bin"] = core_input(image_of(job["segments"]), flags=0x20,
                                                   quirks=0x7FF)
+
+    # the other precisions (HARDWARE-UNKNOWNS Q19): int4 and tf32 matmuls, and GN's fp16 K
+    # accumulation through the EW add, two tasks in one kick
+    rng = np.random.default_rng(9)
+    a, b = rng.integers(-8, 8, (8, 1, 64)), rng.integers(-8, 8, (64, 64))
+    seeds["prec-int4.bin"] = core_input(image_of(precjob.matmul_job("int4", a, b, base=0)
+                                                 ["segments"]))
+    a, b = rng.standard_normal((4, 1, 32)), rng.standard_normal((16, 32))
+    seeds["prec-tf32.bin"] = core_input(image_of(precjob.matmul_job("tf32", a, b, base=0)
+                                                 ["segments"]))
+    a = rng.integers(-3, 4, (12, 1, 64)).astype(np.float64)
+    b = rng.integers(-3, 4, (16, 64)).astype(np.float64)
+    seeds["prec-fp16-kacc.bin"] = core_input(image_of(precjob.kacc_job(a, b, 2, base=0)
+                                                      ["segments"]), flags=(2 - 1) << 2)
     return seeds
 
 
