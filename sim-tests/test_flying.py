@@ -64,7 +64,12 @@ def job(prec, main, ew_cfg=1, operand=None, out_prec=None, extra=(), orig=None, 
         ("DPU_BS_CFG", 0x53), ("DPU_BN_CFG", 0x53), ("DPU_BS_OW_CFG", 0x2), ("DPU_EW_CFG", ew_cfg),
         ("DPU_OUT_CVT_SCALE", 1 | (1 << 16 if fp16 and out_code == 2 else 0)),
         ("DPU_OUT_CVT_SHIFT", 0), ("DPU_OUT_CVT_OFFSET", 0),
-        ("DPU_RDMA_BRDMA_CFG", 1), ("DPU_RDMA_NRDMA_CFG", 1), ("DPU_RDMA_ERDMA_CFG", 1)]
+        ("DPU_RDMA_BRDMA_CFG", 1), ("DPU_RDMA_NRDMA_CFG", 1), ("DPU_RDMA_ERDMA_CFG", 1),
+        # the register file outlives a job (HARDWARE-UNKNOWNS Q2): write what an earlier job
+        # (a K-accumulation's notches, say) may have left
+        ("DPU_RDMA_SRC_DMA_CFG", 0), ("DPU_RDMA_SURF_NOTCH", 0), ("DPU_RDMA_EW_SURF_NOTCH", 0),
+        ("DPU_DATA_CUBE_NOTCH_ADDR", 0), ("DPU_OFFSET_PEND", 0), ("DPU_EW_CVT_OFFSET_VALUE", 0),
+        ("DPU_EW_CVT_SCALE_VALUE", 0)]
     segs = {MAIN: atoms(main, eb)}
     if operand is not None:
         size = {1: 1, 2: 2, 4: 3}[operand.dtype.itemsize]

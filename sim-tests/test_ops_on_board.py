@@ -2,7 +2,8 @@
 (driver/tests) submits one task of each kind through the rocket UAPI in the emulated board and
 compares what the NPU wrote with what the independent reference (rknpu/hwref.py, hwflying.py)
 computed on the host — int8 EW mul, fp16 EW add, the LUT sigmoid (DPU-only tasks), the raw int32
-accumulator and an int16 output of a convolution, and max and average pooling (PPU tasks). A pool
+accumulator and an int16 output of a convolution, fp16 and int4 matmuls, an fp16 K accumulation
+chained in one kick, and max and average pooling (PPU tasks). A pool
 task raises PPU_0/PPU_1, not a DPU bit (HARDWARE-UNKNOWNS Q16), and mainline rocket waits for DPU
 bits only: each pool job times out after 500 ms and the core is reset — as on a board under
 mainline — while its output is already right."""
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import board
+import precjob
 import test_flying as fl
 import test_outputs as ou
 import tinyjob
@@ -35,7 +37,21 @@ def jobs():
         "lut-sigmoid-fp16": fl.job("fp16", x, 0x300, lut=lut, extra=regs, at=AT),
         "conv-int32-raw": ou.job("int32", base=0),
         "conv-int16": ou.job("int16", shift=4, base=0),
+        "matmul-fp16": precjob.matmul_job("fp16", rng.normal(0, 1, (8, 1, 64)),
+                                          rng.normal(0, 1, (32, 64)), base=0),
+        "matmul-int4": precjob.matmul_job("int4", rng.integers(-8, 8, (8, 1, 64)),
+                                          rng.integers(-8, 8, (64, 64)), base=0),
+        "kacc-fp16-chained": one_kick_per_task(precjob.kacc_job(
+            rng.normal(0, 1, (16, 1, 128)), rng.normal(0, 1, (32, 128)), 4, base=0), 4),
     }
+
+
+def one_kick_per_task(j, n):
+    """Mainline rocket kicks one task at a time (TASK_NUMBER 1): the K-accumulation chain as the
+    driver runs it, task k reading task k-1's partial from memory (its in-stream link unused)."""
+    rcs = [i * 0x1000 for i in range(n)]            # kacc_job's regcmd buffers, from base 0
+    j["kicks"] = [(rc, len(j["segments"][rc]) // 16 - 1, 0x7001) for rc in rcs]
+    return j
 
 
 def pool_jobs():
