@@ -11,7 +11,8 @@ ROCKETSIM := $(BUILD)/tools/rocketsim/rocketsim
 FUZZ_SECONDS ?= 600
 
 .PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
-	test-asan test-arm64 test-py test-mesa-teflon bench timing fuzz run qemu-asan
+	test-asan test-arm64 test-py test-mesa-teflon bench timing fuzz run qemu-asan test-asan-qemu \
+	soak
 
 all: build
 
@@ -26,7 +27,9 @@ help:
 	@echo "make bench    MobileDet conv/depthwise layers through the core: core-bench GMAC/s"
 	@echo "make timing   MobileNetV1/MobileDet times under -icount beside board figures"
 	@echo "make fuzz     libFuzzer on the core, then on the QEMU device, FUZZ_SECONDS each (600)"
-	@echo "make qemu-asan  qemu-system-aarch64 under ASan+UBSan (build/qemu-asan, ~25 min)"
+	@echo "make qemu-asan  qemu-system-aarch64 under ASan+UBSan (build/qemu-asan, ~15 min)"
+	@echo "make test-asan-qemu  the QEMU device suites and the soak's boots on build/qemu-asan"
+	@echo "make soak     1000 MobileDet inferences, 3 processes, and a snapshot mid-inference"
 	@echo "make test-mesa-teflon  every case of Mesa's test_teflon on the board (MESA_TEFLON=filter)"
 
 deps:
@@ -35,7 +38,7 @@ deps:
 qemu: deps
 	@scripts/build-qemu
 
-# clang, ASan+UBSan, edge counters in the device's files (for fuzz-qemu); ~25 min on 2 cores
+# clang, ASan+UBSan, edge counters in the device's files (for fuzz-qemu); ~15 min on 2 cores
 qemu-asan: deps
 	@scripts/build-qemu asan
 
@@ -119,6 +122,11 @@ fuzz: deps qemu
 	ROCKETSIM_QEMU=$(FUZZ_QEMU) build-fuzz/fuzz-qemu -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=4096 -timeout=120 -print_final_stats=1 -artifact_prefix=build-fuzz/qemu- \
 	    build-fuzz/corpus-qemu qemu-hw/tests/fuzz-qemu-seeds
+
+# The QEMU device suites (test_qemu_device, test_attacks) and the soak's boots (test_soak, short)
+# on the sanitizer build; any ASan report, or UBSan in the device, fails it. Not in `make test`.
+test-asan-qemu: qemu-asan build board
+	@$(PY) scripts/test-asan-qemu
 
 # Soak: SOAK MobileDet inferences from three guest processes on the three NPU cores in one boot
 # (outputs identical, no kernel warning, QEMU RSS flat), and a snapshot mid-inference restored to
