@@ -425,8 +425,14 @@ struct rn_mem job_mem(struct job *j)
 
 void job_run_kick(struct job *j, struct rn_core *c, size_t k, struct rn_kick_result *res)
 {
-    const struct job_kick *kk = &j->kick[k];
     struct rn_mem m = job_mem(j);
+    job_run_kick_on(j, c, k, &m, res);
+}
+
+void job_run_kick_on(struct job *j, struct rn_core *c, size_t k, const struct rn_mem *mem,
+                     struct rn_kick_result *res)
+{
+    const struct job_kick *kk = &j->kick[k];
     /* rocket_job_hw_submit(), in order */
     rn_core_write(c, RN_PC_BASE_ADDRESS, 1);
     rn_core_write(c, RN_CNA_S_POINTER, 0xE);
@@ -438,7 +444,7 @@ void job_run_kick(struct job *j, struct rn_core *c, size_t k, struct rn_kick_res
     rn_core_write(c, RN_PC_TASK_CON, kk->task_con);
     rn_core_write(c, RN_PC_TASK_DMA_BASE_ADDR, kk->dma_base);
     if (rn_core_write(c, RN_PC_OPERATION_ENABLE, 1)) {
-        rn_core_kick_sync(c, &m, res);
+        rn_core_kick_sync(c, mem, res);
     } else {
         memset(res, 0, sizeof(*res));
     }
@@ -450,6 +456,41 @@ void job_run_kick(struct job *j, struct rn_core *c, size_t k, struct rn_kick_res
     /* rocket_job_handle_irq() */
     rn_core_write(c, RN_PC_OPERATION_ENABLE, 0);
     rn_core_write(c, RN_PC_INTERRUPT_CLEAR, RN_IRQ_ALL);
+}
+
+int job_read_file(const struct job *j, const char *name, uint8_t **data, size_t *len,
+                  const char **why)
+{
+    struct stat st;
+    size_t got = 0;
+    int fd = open_below(j->dirfd, name, O_RDONLY, why);
+    *data = NULL;
+    *len = 0;
+    if (fd < 0) {
+        return -1;
+    }
+    if (fstat(fd, &st) || !(*data = malloc(st.st_size ? (size_t)st.st_size : 1))) {
+        *why = strerror(errno ? errno : ENOMEM);
+        close(fd);
+        return -1;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, *data + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            *why = n < 0 ? strerror(errno) : "shorter than its size";
+            free(*data);
+            *data = NULL;
+            close(fd);
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    *len = got;
+    return 0;
 }
 
 static int write_all(int fd, const uint8_t *buf, size_t len)

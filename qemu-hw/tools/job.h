@@ -48,6 +48,15 @@ struct rn_mem job_mem(struct job *j);
 
 /* Run kick k as mainline rocket does; returns the kick's result (reset after a hang). */
 void job_run_kick(struct job *j, struct rn_core *c, size_t k, struct rn_kick_result *res);
+/* The same on another memory interface (one that wraps job_mem(), e.g. to watch the DMA). */
+void job_run_kick_on(struct job *j, struct rn_core *c, size_t k, const struct rn_mem *mem,
+                     struct rn_kick_result *res);
+/*
+ * Read a whole file of the job folder (confined like the segments: relative, no '..', no
+ * symbolic links); *data is malloc'ed. Returns -1 with *why set.
+ */
+int job_read_file(const struct job *j, const char *name, uint8_t **data, size_t *len,
+                  const char **why);
 /* Write the dump files under outdir (confined like the inputs); returns -1 on errors. */
 int job_write_dumps(const struct job *j, const char *outdir);
 

@@ -7,49 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "hwchoices.h"
-#include "rknpu.h"
-
-static void print_open(uint32_t v)
-{
-    static const char *const names[7] = { "CNA", "?", "CORE", "DPU", "DPU_RDMA", "PPU", "PPU_RDMA" };
-    printf("OP_EN      blocks=0x%02x", v);
-    for (int b = 0; b < 7; b++) {
-        if ((v >> b) & 1) {
-            printf(" %s", names[b]);
-        }
-    }
-    printf("   (start the task)\n");
-}
-
-static void print_write(uint64_t e, int fields)
-{
-    uint32_t blocks = rn_entry_blocks(e), value = rn_entry_value(e), low = rn_entry_offset(e) & 0xFFF;
-    int first = 1;
-    for (int b = 0; b < RN_BLK_DDMA; b++) {
-        uint32_t off;
-        const struct rn_reg_info *r;
-        char buf[512];
-        if (!((blocks >> b) & 1)) {
-            continue;
-        }
-        off = rn_block_base((enum rn_block)b) | low;
-        r = rn_reg_lookup(off);
-        printf("%s%-8s %-22s = 0x%08x", first ? "" : "\n                             ",
-               rn_block_name((enum rn_block)b), r ? r->name : "?UNKNOWN", value);
-        if (!r) {
-            printf("  (no register at 0x%04x)", off);
-        } else if (fields && r->nfields > 1) {
-            rn_reg_format_fields(r, value, buf, sizeof(buf));
-            printf("  %s", buf);
-        }
-        if ((rn_entry_offset(e) & 0xF000) != rn_block_base((enum rn_block)b)) {
-            printf("  [offset 0x%04x names another block]", rn_entry_offset(e));
-        }
-        first = 0;
-    }
-    printf("\n");
-}
+#include "dis.h"
 
 /* Strict option numbers: a whole non-negative C literal, no sign, no trailing text. */
 static int parse_count(const char *opt, const char *s, long *v)
@@ -82,7 +40,7 @@ int main(int argc, char **argv)
     long start = 0, count = -1, i;
     int fields = 1, opt, rc = 0;
     struct stat st;
-    unsigned counts[5] = { 0 };
+    struct dis_counts counts = { { 0 } };
     FILE *f;
     uint8_t b[8];
 
@@ -117,23 +75,14 @@ int main(int argc, char **argv)
         for (int k = 7; k >= 0; k--) {
             e = e << 8 | b[k];
         }
-        printf("%4ld  %016llx  ", i, (unsigned long long)e);
-        switch (rn_entry_kind(e)) {
-        case RN_ENTRY_NOP: printf("NOP\n"); break;
-        case RN_ENTRY_MARKER: printf("MARKER     (0x0041: required before op_en)\n"); break;
-        case RN_ENTRY_OP_EN: print_open(rn_entry_value(e)); break;
-        case RN_ENTRY_WRITE: print_write(e, fields); break;
-        default: printf("INVALID    (bit 48 clear or no target)\n"); break;
-        }
-        counts[rn_entry_kind(e)]++;
+        dis_entry(stdout, "", i, e, fields, &counts);
     }
     if (ferror(f)) {
         fprintf(stderr, "rknpu-dis: %s: read error: %s\n", argv[optind], strerror(errno));
         rc = 2;
     }
     fclose(f);
-    printf("%ld entries: %u writes, %u op_en, %u markers, %u no-ops, %u invalid\n", i,
-           counts[RN_ENTRY_WRITE], counts[RN_ENTRY_OP_EN], counts[RN_ENTRY_MARKER],
-           counts[RN_ENTRY_NOP], counts[RN_ENTRY_INVALID]);
+    dis_summary(stdout, i, &counts);
+    printf("\n");
     return rc;
 }
