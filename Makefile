@@ -31,6 +31,9 @@ help:
 	@echo "make test-asan-qemu  the QEMU device suites and the soak's boots on build/qemu-asan"
 	@echo "make soak     1000 MobileDet inferences, 3 processes, and a snapshot mid-inference"
 	@echo "make test-mesa-teflon  every case of Mesa's test_teflon on the board (MESA_TEFLON=filter)"
+	@echo "make bundle   the guest programs as a self-contained arm64 bundle for a real board"
+	@echo "make test-board BOARD=root@host[:port]  the guest-side suites on a real board over SSH"
+	@echo "              (BOARD=emulated: the emulated board serving SSH; CI=1: the short run)"
 
 deps:
 	@scripts/host-deps
@@ -80,7 +83,7 @@ shell:
 	@$(MAKE) --no-print-directory build board </dev/null
 	@$(ROCKETSIM) shell $(ARGS)
 
-test-py: build board
+test-py: build board bundle
 	RKNPU_RUN=$(CURDIR)/$(BUILD)/qemu-hw/tools/rknpu-run $(PY) -m pytest sim-tests \
 	    -q -p no:cacheprovider --junitxml=$(BUILD)/pytest.xml
 
@@ -99,6 +102,25 @@ MESA_TEFLON ?= all
 test-mesa-teflon: board
 	ROCKETSIM_MESA_TEFLON='$(MESA_TEFLON)' $(PY) -m pytest sim-tests/test_mesa_teflon.py \
 	    -q -s -p no:cacheprovider
+
+# The guest programs, their Debian libraries and loader, Teflon and the models as one arm64
+# folder for a real board (build/bundle/rocketsim-arm64, and .tar.gz). TEFLON=/path/libteflon.so,
+# ROCKET_INFER=, ROCKET_SMOKE=: a developer's own builds, here and in the emulated board's image.
+.PHONY: bundle test-board
+bundle: build rootfs
+	@$(PY) scripts/make-bundle
+
+# The guest-side suites on a board over SSH (README "On a real board"); BOARD=emulated runs them
+# against the emulated board serving SSH, as make test does (CI=1: the short run).
+BOARD ?=
+test-board: build bundle
+	@[ -n "$(BOARD)" ] || { echo "make test-board BOARD=root@host[:port] (or BOARD=emulated)"; exit 2; }
+	@if [ "$(BOARD)" = emulated ]; then \
+	    $(PY) sim-tests/sshboard.py $(if $(CI),--ci) -- $(BOARD_ARGS); \
+	else \
+	    $(PY) -m pytest sim-tests -p no:cacheprovider --board='$(BOARD)' $(if $(CI),--board-ci) \
+	        --junitxml=$(BUILD)/board/pytest.xml $(BOARD_ARGS); \
+	fi
 
 bench: build
 	@$(ROCKETSIM) bench --build $(BUILD) $(ARGS)

@@ -1,5 +1,9 @@
 """The emulated board: boot build/Image + build/initramfs.cpio.gz on QEMU virt with rk3588-npu,
 run a script from a shared host folder, and collect the console, the script's output and status.
+
+With ROCKETSIM_BOARD=USER@HOST[:PORT] (pytest --board, make test-board) boot() runs the script on
+that board over SSH instead (remote.py: the board bundle, the same /host paths), and the suites'
+tables go to RESULTS (build/board/) rather than build/.
 """
 import os
 import re
@@ -9,6 +13,8 @@ from dataclasses import dataclass
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BUILD = os.path.join(ROOT, "build")
+REMOTE = os.environ.get("ROCKETSIM_BOARD", "")          # a board over SSH; "": the emulator
+RESULTS = os.environ.get("ROCKETSIM_RESULTS") or (os.path.join(BUILD, "board") if REMOTE else BUILD)
 
 
 @dataclass
@@ -23,11 +29,19 @@ class BootResult:
 
 
 def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, smp=2,
-             interactive=False, quirks=None):
+             interactive=False, quirks=None, net=None, ssh_key=None, initrd=None):
+    """net: a host port forwarded from 127.0.0.1 to the guest's port 22 (QEMU user networking,
+    the guest isolated otherwise); ssh_key: the public key ("TYPE BASE64") dropbear accepts;
+    initrd: another initramfs (e.g. one with a developer's Teflon, userspace/mkrootfs)."""
+    nic = ["-nic", "none"] if net is None else [
+        "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{int(net)}-:22",
+        "-device", "virtio-net-device,netdev=net0"]
+    if ssh_key:
+        append += " rocketsim.ssh=" + ":".join(ssh_key.split()[:2])
     cmd = [os.path.join(BUILD, "qemu-system-aarch64"), "-M", "virt", "-cpu", "cortex-a76",
-           "-smp", str(smp), "-m", mem, "-nodefaults", "-nic", "none", "-no-reboot",
+           "-smp", str(smp), "-m", mem, "-nodefaults", *nic, "-no-reboot",
            "-kernel", os.path.join(BUILD, "Image"),
-           "-initrd", os.path.join(BUILD, "initramfs.cpio.gz"),
+           "-initrd", initrd or os.path.join(BUILD, "initramfs.cpio.gz"),
            "-device", f"rk3588-npu,cores={cores}" + (f",quirks={quirks}" if quirks else "")]
     # -nodefaults leaves no serial port: name it, with the monitor muxed in (Ctrl-A X quits)
     cmd += ["-display", "none", "-serial", "mon:stdio" if interactive else "stdio"]
@@ -42,10 +56,17 @@ def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, sm
 
 
 def boot(share, script="run.sh", cores=3, mem="1G", timeout=300, extra=(), icount=None,
-         quirks=None):
+         quirks=None, initrd=None):
     """Boot, run share/script in the guest, power off; returns a BootResult. quirks: the NPU's
-    quirks= property (HARDWARE-UNKNOWNS Q15), e.g. "off" for ideal hardware."""
-    cmd = qemu_cmd(cores, mem, share, f"rocketsim.run={script}", extra, icount, quirks=quirks)
+    quirks= property (HARDWARE-UNKNOWNS Q15), e.g. "off" for ideal hardware. On a board over SSH
+    (REMOTE) the script runs there; cores, mem, extra, icount and quirks do not apply."""
+    if REMOTE:
+        import remote
+        if quirks:
+            raise RuntimeError(f"quirks={quirks}: a board over SSH has no quirks switch")
+        return remote.boot(share, script, timeout)
+    cmd = qemu_cmd(cores, mem, share, f"rocketsim.run={script}", extra, icount, quirks=quirks,
+                   initrd=initrd)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)

@@ -35,17 +35,23 @@ def verdict(max_abs_diff):
     return "Fail" if max_abs_diff > TOLERANCE else "Pass"
 
 
+def results_path():
+    """build/mesa-ci-results.txt, or the board target's (board.RESULTS) on a board."""
+    return os.path.join(board.RESULTS, "mesa-ci-results.txt")
+
+
 def update(results):
-    """Merge {test name: verdict} into build/mesa-ci-results.txt (other suites' lines kept)."""
-    lines = {}
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
+    """Merge {test name: verdict} into build/mesa-ci-results.txt (other suites' lines kept;
+    build/board/ on a board)."""
+    lines, path = {}, results_path()
+    if os.path.exists(path):
+        with open(path) as f:
             for ln in f:
                 if "," in ln:
                     n, v = ln.strip().rsplit(",", 1)
                     lines[n] = v
     lines.update(results)
-    with open(RESULTS, "w") as f:
+    with open(path, "w") as f:
         for n in sorted(lines):
             f.write(f"{n},{lines[n]}\n")
 

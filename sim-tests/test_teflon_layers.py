@@ -12,6 +12,7 @@ import pytest
 
 import board
 import mesa_ci
+import remote
 import teflon
 from rknpu import tfl_ref, tflite
 
@@ -153,18 +154,19 @@ def test_per_layer_models(tmp_path):
     os.makedirs(tmp_path / "m")
     names = sorted(f for f in os.listdir(src) if f.startswith(("mobiledet-", "mb-", "yolox-")))
     assert len(names) == 124 + 31 + 128, len(names)
-    for f in names + WHOLE:
+    names, whole = remote.select(names, WHOLE)    # all; a few on a board's short run
+    for f in names + whole:
         shutil.copy(os.path.join(src, f), tmp_path / "m" / f)
     (tmp_path / "run.sh").write_text(GUEST_SH)
     r = board.boot(str(tmp_path), cores=3, mem="2G", timeout=1800)
     assert r.status == 0, r.log[-2000:]
     report, outside, not_exact, _ = evaluate(tmp_path, names)
     ideal_hardware(tmp_path, report)
-    not_exact += whole_models(tmp_path, report)
+    not_exact += whole_models(tmp_path, report, whole)
     verdicts = mesa_verdicts(report)
-    with open(os.path.join(board.BUILD, "teflon-per-layer.json"), "w") as fh:
+    with open(os.path.join(board.RESULTS, "teflon-per-layer.json"), "w") as fh:
         json.dump(report, fh, indent=1)
-    picture(report, os.path.join(board.BUILD, "teflon-per-layer.png"))
+    picture(report, os.path.join(board.RESULTS, "teflon-per-layer.png"))
     assert not_exact == [], f"jobs missing or not replaying bit-exactly: {not_exact}"
     assert outside == [], f"layers outside ±1 of the CPU with no explanation: {outside}"
     extra, missing = mesa_ci.compare(verdicts)
@@ -173,11 +175,11 @@ def test_per_layer_models(tmp_path):
                           f"(golden/mesa-rk3588-fails.txt): {parted}")
 
 
-def whole_models(tmp_path, report):
+def whole_models(tmp_path, report, whole=WHOLE):
     """The whole networks on the same random input, for their Mesa CI verdicts (a whole model
     adds up its layers' ±1, so only the verdict is asked of it); returns replay mismatches."""
     not_exact = []
-    for f in WHOLE:
+    for f in whole:
         n, out = f[:-7], tmp_path / "out" / f[:-7]
         model = tflite.Model(str(tmp_path / "m" / f))
         assert (out / "npu" / "output-0.bin").exists(), (out / "npu.log").read_text()[-2000:]
@@ -201,7 +203,7 @@ def ideal_hardware(tmp_path, report):
     ideal hardware gives them (ideal_max_abs_diff), so a verdict change is attributed."""
     hit = [n for n, r in report.items()
            if isinstance(r, dict) and set(r.get("quirks", ())) - LOG_ONLY]
-    if not hit:
+    if not hit or board.REMOTE:   # a board over SSH has no quirks switch
         return
     ideal = tmp_path / "ideal"
     os.makedirs(ideal / "m")

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 import board
+import remote
 import teflon
 import yolox
 
@@ -19,6 +20,8 @@ ROCKETSIM = os.environ.get("ROCKETSIM",
 
 
 def run(model, photo, out):
+    if board.REMOTE:   # a board over SSH (pytest --board): the same run there
+        return remote.run_model(model, photo, out)
     r = subprocess.run([ROCKETSIM, "run", "--model", model,
                         "--image", photo, "--invokes", "1", "--out", str(out)],
                        capture_output=True, text=True)
@@ -27,8 +30,9 @@ def run(model, photo, out):
 
 
 def record(name, rows, npu_key):
-    """Write build/NAME.json; compare the NPU's part with golden/NAME.json if it exists."""
-    with open(os.path.join(board.BUILD, f"{name}.json"), "w") as f:
+    """Write build/NAME.json (build/board/ on a board); compare the NPU's part with
+    golden/NAME.json if it exists."""
+    with open(os.path.join(board.RESULTS, f"{name}.json"), "w") as f:
         json.dump(rows, f, indent=1)
     path = os.path.join(GOLDEN, f"{name}.json")
     if os.path.exists(path):
