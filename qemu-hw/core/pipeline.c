@@ -643,8 +643,9 @@ void rn_pipeline_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en
     if ((op_en & conv) != conv) {
         rn_logf(c, (op_en & (RN_OPEN_PPU | RN_OPEN_PPU_RDMA | RN_OPEN_DPU)) ? RN_LOG_UNIMP
                                                                              : RN_LOG_GUEST_ERROR,
-                "rknpu: op_en 0x%x: only CNA+CORE+DPU convolution pipelines are modelled "
-                "(PPU pooling and DPU-only tasks are not)", op_en);
+                "rknpu: op_en 0x%x: not a convolution (CNA+CORE+DPU), a DPU-only task or a "
+                "pool from memory (PPU+PPU_RDMA): DPU->PPU flying and partial pipelines are not "
+                "modelled", op_en);
         out->error |= RN_ERR_DMA_READ;
         return;
     }
