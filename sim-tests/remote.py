@@ -13,7 +13,8 @@ back, and every captured job is replayed on the host core and compared task by t
 Environment: ROCKETSIM_BOARD (the target), ROCKETSIM_BOARD_DIR, ROCKETSIM_BOARD_SSH (more ssh
 options, e.g. "-i KEY"), ROCKETSIM_BOARD_TEFLON (a Teflon already on the board, instead of the
 bundle's), ROCKETSIM_BOARD_MODELS (a few per-layer models instead of all), ROCKETSIM_BOARD_KEEP=1
-(leave the run folders on the board).
+(leave the run folders on the board), ROCKETSIM_BOARD_CAPTURES=0 (do not keep a copy of the board's
+captures in RESULTS/captures/RUN/: a real board's jobs are goldens worth keeping).
 """
 import json
 import os
@@ -313,6 +314,9 @@ def diff_captures(share, name):
     if not roots:
         return None
     os.makedirs(board.RESULTS, exist_ok=True)
+    if os.environ.get("ROCKETSIM_BOARD_CAPTURES", "1") != "0":
+        for i, r in enumerate(roots):
+            shutil.copytree(r, os.path.join(board.RESULTS, "captures", name, str(i)))
     js = os.path.join(share, ".board-diff.json")
     r = subprocess.run([DIFF, "--json", js, *roots], capture_output=True, text=True)
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" (")[0]
@@ -327,7 +331,9 @@ def diff_captures(share, name):
                            "differ": 0, "consequence": 0, "unchecked": 0}}
     path = os.path.join(board.RESULTS, "board-diff.json")
     runs = json.load(open(path)) if os.path.exists(path) else []
-    runs.append({"test": test, "run": name, "captures": roots, "summary": res["summary"],
+    runs.append({"test": test, "run": name, "captures": roots, "saved": os.path.join(
+        board.RESULTS, "captures", name) if os.environ.get("ROCKETSIM_BOARD_CAPTURES", "1")
+        != "0" else None, "summary": res["summary"],
                  "differing_tasks": [dict(t, dir=j["dir"]) for j in res.get("jobs", [])
                                      for t in j["tasks"] if t["verdict"] != "identical"]})
     with open(path, "w") as f:
@@ -350,11 +356,13 @@ def summary():
 
 
 def reset_results():
-    for n in ("board-diff.txt", "board-diff.json", "board-diff-summary.json"):
+    for n in ("board-diff.txt", "board-diff.json", "board-diff-summary.json",
+              "board-kernel-notes.txt"):
         try:
             os.unlink(os.path.join(board.RESULTS, n))
         except FileNotFoundError:
             pass
+    shutil.rmtree(os.path.join(board.RESULTS, "captures"), ignore_errors=True)
 
 
 # ---- the suites' choices on a board ---------------------------------------------------------

@@ -117,8 +117,9 @@ def main():
                "-p", "no:cacheprovider", "-q", f"--board={b.target}",
                f"--junitxml={os.path.join(a.results, 'pytest.xml')}"]
         cmd += ["--board-ci"] if a.ci else []
-        r = subprocess.run(cmd + a.pytest_args, env=b.env(ROCKETSIM_RESULTS=a.results),
-                           cwd=board.ROOT)
+        env = b.env(ROCKETSIM_RESULTS=a.results)
+        env.setdefault("ROCKETSIM_BOARD_CAPTURES", "0")   # the emulator's own: not worth keeping
+        r = subprocess.run(cmd + a.pytest_args, env=env, cwd=board.ROOT)
         os.makedirs(a.results, exist_ok=True)
         with open(os.path.join(a.results, "console.log"), "w") as f:
             f.write(b.console())
