@@ -100,3 +100,22 @@ def test_developer_teflon(tmp_path):
     assert res.log.count("(Teflon)") == 2, res.log
     a = (tmp_path / "share" / "a" / "output-0.bin").read_bytes()
     assert a == (tmp_path / "share" / "b" / "output-0.bin").read_bytes() and len(a) > 0
+
+
+def test_check_says_what_is_missing(tmp_path):
+    """rocketsim-check on this host (no board) and on a pretended arm64 vendor kernel."""
+    check = os.path.join(board.ROOT, "userspace", "board", "rocketsim-check")
+    r = subprocess.run(["sh", check], capture_output=True, text=True)
+    assert r.returncode == 1
+    if os.uname().machine != "aarch64":
+        assert "missing arch" in r.stdout and "not an arm64 board" in r.stdout, r.stdout
+    fake = tmp_path / "bin"
+    os.makedirs(fake)
+    (fake / "uname").write_text('#!/bin/sh\ncase "$1" in -m) echo aarch64 ;; -r) echo '
+                                '6.1.75-rockchip-rk3588 ;; *) echo Linux ;; esac\n')
+    os.chmod(fake / "uname", 0o755)
+    r = subprocess.run(["sh", check], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}"))
+    assert r.returncode == 1 and "ok arch aarch64" in r.stdout, r.stdout
+    assert "missing kernel 6.1.75-rockchip-rk3588: wrong kernel, the rocket accel driver is in " \
+           "Linux 6.18 and later" in r.stdout, r.stdout
