@@ -135,8 +135,9 @@ timing: build board
 FUZZ_QEMU ?= $(if $(wildcard $(BUILD)/qemu-asan),$(BUILD)/qemu-asan,$(BUILD)/qemu-system-aarch64)
 fuzz: deps qemu
 	@mkdir -p build-fuzz/corpus build-fuzz/corpus-qemu
-	clang -g -O2 -fsanitize=fuzzer,address,undefined -DRN_LIBFUZZER -Iqemu-hw/core \
-	    qemu-hw/core/*.c qemu-hw/tests/fuzz-core.c -o build-fuzz/fuzz-core
+	clang -g -O2 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -DRN_LIBFUZZER -Iqemu-hw/core qemu-hw/core/*.c qemu-hw/tests/fuzz-core.c \
+	    -o build-fuzz/fuzz-core
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iqemu-hw/core qemu-hw/tests/fuzz-qemu.c \
 	    -o build-fuzz/fuzz-qemu
 	build-fuzz/fuzz-core -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
