@@ -83,6 +83,7 @@ static inline void g_free(void *p)
 #define g_assert_cmpint(a, op, b) g_shim_cmp(int64_t, PRId64, a, op, b)
 #define g_assert_cmpuint(a, op, b) g_shim_cmp(uint64_t, PRIu64, a, op, b)
 #define g_assert_cmphex(a, op, b) g_shim_cmp(uint64_t, "#" PRIx64, a, op, b)
+#define g_assert_cmpfloat(a, op, b) g_shim_cmp(double, "a", a, op, b)
 #define g_assert_true(e)                                                                      \
     do {                                                                                      \
         if (!(e)) {                                                                           \
