@@ -174,9 +174,9 @@ bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn
                       int32_t *ew, struct rn_task_outcome *out)
 {
     size_t npix = (size_t)d->wo * d->ho, surf = npix * 16;
-    uint32_t c2 = 16 / d->ew_bytes, nsurf = (d->co_calc + c2 - 1) / c2;
+    uint32_t c2, nsurf;
     uint8_t *raw;
-    if (d->ew_from_regs) {
+    if (d->ew_from_regs) {   /* EDATA_SIZE may be anything here, 0 included */
         for (uint32_t o = 0; o < d->co_calc; o++) {
             for (size_t p = 0; p < npix; p++) {
                 ew[o * npix + p] = d->ew_reg[(o / 8) % 8];
@@ -184,6 +184,8 @@ bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn
         }
         return true;
     }
+    c2 = 16 / d->ew_bytes;   /* 1, 2 or 4: decode refuses the rest for memory operands */
+    nsurf = (d->co_calc + c2 - 1) / c2;
     raw = rn_scratch(c, RN_BUF_ROW, d->ew_per_channel ? 16 : surf);
     if (!raw) {
         out->error |= RN_ERR_DMA_READ;

@@ -258,8 +258,10 @@ static float dot_float(const struct mac *mc, const void *a, const uint8_t *fa, c
             int64_t s64 = 0;
             uint64_t mag[1];
             for (size_t i = 0, k = 0; i < n; i++, k += stride) {
-                s64 += (int64_t)((uint64_t)((int64_t)pa[k].m * pb[k].m)
-                                 << (pa[k].e + pb[k].e - lo));
+                int64_t m = (int64_t)pa[k].m * pb[k].m;
+                if (m) {   /* zero terms' exponents are outside [lo, hi] */
+                    s64 += (int64_t)((uint64_t)m << (pa[k].e + pb[k].e - lo));
+                }
             }
             mag[0] = s64 < 0 ? -(uint64_t)s64 : (uint64_t)s64;
             return rn_round_f32(mag, 1, lo, s64 < 0);
