@@ -143,7 +143,7 @@ fuzz: deps qemu
 	build-fuzz/fuzz-core -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=build-fuzz/ build-fuzz/corpus qemu-hw/tests/fuzz-seeds
 	ROCKETSIM_QEMU=$(FUZZ_QEMU) build-fuzz/fuzz-qemu -max_total_time=$(FUZZ_SECONDS) \
-	    -max_len=4096 -timeout=120 -print_final_stats=1 -artifact_prefix=build-fuzz/qemu- \
+	    -max_len=65536 -timeout=120 -print_final_stats=1 -artifact_prefix=build-fuzz/qemu- \
 	    build-fuzz/corpus-qemu qemu-hw/tests/fuzz-qemu-seeds
 
 # The QEMU device suites (test_qemu_device, test_attacks) and the soak's boots (test_soak, short)

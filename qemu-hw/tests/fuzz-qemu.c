@@ -11,7 +11,8 @@
  * (linked into multi-task chains or not, at IOVAs or physical addresses), data fills, PTE and DTE
  * rewrites (unmapped, read-only, MMIO, beyond RAM, 40-bit), zaps, kicks as rocket submits them,
  * waits for the interrupt, the driver's IRQ path, clock steps, reset pulses, stop/cont (cancel and
- * re-run), a live migration to /dev/null (pre_save mid-kick) and a system reset.
+ * re-run), a live migration to /dev/null (pre_save mid-kick), a system reset, and raw bytes of the
+ * input written to an IOVA (the core fuzzer's memory images become seeds that way).
  *
  * Findings: QEMU dies (an ASan/UBSan report, an abort: its output is printed) or stops answering
  * for QTEST_TIMEOUT_S (the main loop blocked). Either aborts this process, so libFuzzer keeps the
@@ -796,6 +797,21 @@ static double now_s(void)
     return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
+/* OP_BLOB: bytes of the input as they come, at an IOVA of the window (regcmds and data of any
+ * form: make-fuzz-seeds.py turns the core fuzzer's memory images into these) */
+static void op_blob(struct rd *r)
+{
+    uint32_t at = get(r, 3) % WIN_SIZE, len = get(r, 2);
+    if (len > r->n - (r->pos < r->n ? r->pos : r->n)) {
+        len = (uint32_t)(r->n - (r->pos < r->n ? r->pos : r->n));
+    }
+    if (at + len > WIN_SIZE) {
+        len = WIN_SIZE - at;
+    }
+    memwrite(WIN_PA + at, r->p + r->pos, len);
+    r->pos += len;
+}
+
 /* OP_SETTLE: step virtual time until a kicked core c interrupts (or a real-time budget runs out:
  * a kick may fault, hang as modelled, or have its interrupt masked) */
 static void settle(unsigned c, double budget)
@@ -869,7 +885,7 @@ static void op_mmio(struct rd *r)
 enum {
     OP_MMIO, OP_IOMMU_ENABLE, OP_IOMMU, OP_RESET, OP_REGCMD, OP_DATA, OP_KICK, OP_SETTLE,
     OP_IRQ_DONE, OP_CLOCK, OP_MAP, OP_STOP_CONT, OP_MIGRATE, OP_SYSTEM_RESET, OP_KICK_SETTLE,
-    OP_COUNT
+    OP_BLOB, OP_COUNT
 };
 
 static void new_input(void)
@@ -968,6 +984,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 die("system_reset refused");
             }
             memset(Q.kicked, 0, sizeof(Q.kicked));
+            break;
+        case OP_BLOB:
+            op_blob(&r);
             break;
         case OP_KICK_SETTLE:   /* the common path in one op: kick a slot, wait, acknowledge */
             c = get(&r, 1) % CORES;

@@ -144,7 +144,8 @@ def core_seeds():
 # ---- fuzz-qemu.c ----
 
 (OP_MMIO, OP_IOMMU_ENABLE, OP_IOMMU, OP_RESET, OP_REGCMD, OP_DATA, OP_KICK, OP_SETTLE,
- OP_IRQ_DONE, OP_CLOCK, OP_MAP, OP_STOP_CONT, OP_MIGRATE, OP_SYSTEM_RESET, OP_KICK_SETTLE) = range(15)
+ OP_IRQ_DONE, OP_CLOCK, OP_MAP, OP_STOP_CONT, OP_MIGRATE, OP_SYSTEM_RESET, OP_KICK_SETTLE,
+ OP_BLOB) = range(16)
 REG_INDEX = {name: i for i, name in enumerate(tinyjob.REGS)}    # the .def's order, as in C
 TEMPLATE_REGS = 35
 IN, WT, BIAS, OUT = range(4)
@@ -189,8 +190,39 @@ def run(core, slot, amount, tasks=1, phys=False):
     return kick(core, slot, amount, tasks, phys) + settle(core) + irq_done(core)
 
 
-def qemu_seeds():
+def from_core(blob, core=0):
+    """A fuzz-core input as device operations: its memory image as OP_BLOBs (runs of non-zero
+    bytes) at the same IOVAs, its MMIO writes, the same final kick on one core (quirk masks and
+    DMA fault modes stay behind: the device has its own)."""
+    flags, n = blob[0], blob[1]
+    img = blob[HDR + 6 * n:]
+    ops, at = b"", 0
+    while at < len(img):
+        if not img[at]:
+            at += 1
+            continue
+        end = at
+        while end < len(img) and (img[end] or any(img[end:end + 256])):
+            end += 1
+        while end - at > 0:
+            n_ = min(end - at, 0xFFFF)
+            ops += bytes([OP_BLOB]) + at.to_bytes(3, "little") + n_.to_bytes(2, "little") + \
+                img[at:at + n_]
+            at += n_
+    for i in range(n):
+        off, v = struct.unpack("<HI", blob[HDR + 6 * i:HDR + 6 * i + 6])
+        ops += bytes([OP_MMIO, 0, 0xF2]) + struct.pack("<I", v) + (core * 0x10000 + off).to_bytes(
+            3, "little")
+    return ops + run(core, 0, 64, tasks=1 + ((flags >> 2) & 7))
+
+
+def qemu_seeds(core=None):
     seeds = {}
+    # the core fuzzer's seeds as device inputs (Mesa-style convs, chains, the other precisions)
+    for name, blob in sorted((core or {}).items()):
+        ops = from_core(blob, core=len(seeds) % 3)
+        if all(ops[:-12] != other[:-12] for other in seeds.values()):   # the same image: once
+            seeds[f"core-{name}"] = ops
     prog, amount = regcmd(0)
     seeds["conv.bin"] = prog + fills() + run(0, 0, amount)
     # three cores at once
@@ -257,7 +289,10 @@ def qemu_seeds():
 
 
 def main():
-    for d, seeds in ((CORE_DIR, core_seeds()), (QEMU_DIR, qemu_seeds())):
+    cs = core_seeds()
+    every = {n: open(os.path.join(CORE_DIR, n), "rb").read() for n in os.listdir(CORE_DIR)}
+    every.update(cs)
+    for d, seeds in ((CORE_DIR, cs), (QEMU_DIR, qemu_seeds(every))):
         os.makedirs(d, exist_ok=True)
         for name, blob in seeds.items():
             with open(os.path.join(d, name), "wb") as f:
