@@ -108,7 +108,7 @@ test-mesa-teflon: board
 # ROCKET_INFER=, ROCKET_SMOKE=: a developer's own builds, here and in the emulated board's image.
 .PHONY: bundle test-board
 bundle: build rootfs
-	@$(PY) scripts/make-bundle
+	@scripts/make-bundle
 
 # The guest-side suites on a board over SSH (README "On a real board"); BOARD=emulated runs them
 # against the emulated board serving SSH, as make test does (CI=1: the short run).
