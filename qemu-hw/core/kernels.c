@@ -179,14 +179,25 @@ size_t rn_dot16_packed_size(size_t nout_pad, size_t kp)
 
 void rn_dot16_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
 {
-    size_t nob = (nout_pad + 15) / 16, kg = (kp + 3) / 4;
+    size_t nob = (nout_pad + 15) / 16, kg = (kp + 3) / 4, k4 = kp / 4;
     for (size_t ob = 0; ob < nob; ob++) {
-        for (size_t k = 0; k < kg; k++) {
-            int8_t *dst = packed + (ob * kg + k) * 64;
-            size_t n = kp - k * 4 < 4 ? kp - k * 4 : 4;
-            memset(dst, 0, 64);
-            for (size_t l = 0; l < 16 && ob * 16 + l < nout_pad; l++) {
-                memcpy(dst + l * 4, w + (ob * 16 + l) * kp + k * 4, n);
+        int8_t *blk = packed + ob * kg * 64;
+        for (size_t l = 0; l < 16; l++) {
+            size_t o = ob * 16 + l, k = 0;
+            if (o >= nout_pad) {
+                for (; k < kg; k++) {
+                    memset(blk + k * 64 + l * 4, 0, 4);
+                }
+                continue;
+            }
+            const int8_t *row = w + o * kp;
+            for (; k < k4; k++) {   /* a row's 4-byte groups, 64 bytes apart */
+                memcpy(blk + k * 64 + l * 4, row + k * 4, 4);
+            }
+            if (k < kg) {   /* kp % 4 bytes, then zeros */
+                int8_t last[4] = { 0 };
+                memcpy(last, row + k * 4, kp - k * 4);
+                memcpy(blk + k * 64 + l * 4, last, 4);
             }
         }
     }
