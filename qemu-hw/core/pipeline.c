@@ -496,14 +496,12 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
         if (o < d->co_calc && !gated) {
             continue;
         }
-        for (uint32_t y = 0; y < d->ho; y++) {
-            for (uint32_t x = 0; x < d->wo; x++) {
-                if (gated) {
-                    memset(out_at(obuf, d, o, y, x), 0, d->out_bytes);
-                } else {
-                    rn_extra_channel_store(out_at(obuf, d, o, y, x), d->offset_pend,
-                                           d->out_bytes);
-                }
+        uint8_t *px = out_at(obuf, d, o, 0, 0);   /* then 16 bytes a pixel */
+        for (size_t i = 0; i < (size_t)d->wo * d->ho; i++, px += 16) {
+            if (gated) {
+                memset(px, 0, d->out_bytes);
+            } else {
+                rn_extra_channel_store(px, d->offset_pend, d->out_bytes);
             }
         }
     }
