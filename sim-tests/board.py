@@ -1,4 +1,4 @@
-"""The emulated board: boot build/Image + build/initramfs.cpio.gz on QEMU virt with rk3588-npu,
+"""The emulated board: boot build/Image + build/initramfs.cpio on QEMU virt with rk3588-npu,
 run a script from a shared host folder, and collect the console, the script's output and status.
 
 With ROCKETSIM_BOARD=USER@HOST[:PORT] (pytest --board, make test-board) boot() runs the script on
@@ -28,7 +28,17 @@ class BootResult:
     qemu_rc: int
 
 
-def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, smp=2,
+def default_smp():
+    """Guest CPUs for this host, as tools/rocketsim/board.c decides (rs_default_smp): 1 when this
+    process may use 2 CPUs or fewer (a vCPU without a host CPU of its own leaves the other
+    spinning in the guest's spinlocks), else 2; ROCKETSIM_SMP=N overrides."""
+    env = os.environ.get("ROCKETSIM_SMP")
+    if env:
+        return int(env)
+    return 2 if len(os.sched_getaffinity(0)) > 2 else 1
+
+
+def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, smp=None,
              interactive=False, quirks=None, net=None, ssh_key=None, initrd=None):
     """net: a host port forwarded from 127.0.0.1 to the guest's port 22 (QEMU user networking,
     the guest isolated otherwise); ssh_key: the public key ("TYPE BASE64") dropbear accepts;
@@ -39,9 +49,9 @@ def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, sm
     if ssh_key:
         append += " rocketsim.ssh=" + ":".join(ssh_key.split()[:2])
     cmd = [os.path.join(BUILD, "qemu-system-aarch64"), "-M", "virt", "-cpu", "cortex-a76",
-           "-smp", str(smp), "-m", mem, "-nodefaults", *nic, "-no-reboot",
+           "-smp", str(smp or default_smp()), "-m", mem, "-nodefaults", *nic, "-no-reboot",
            "-kernel", os.path.join(BUILD, "Image"),
-           "-initrd", initrd or os.path.join(BUILD, "initramfs.cpio.gz"),
+           "-initrd", initrd or os.path.join(BUILD, "initramfs.cpio"),
            "-device", f"rk3588-npu,cores={cores}" + (f",quirks={quirks}" if quirks else "")]
     # -nodefaults leaves no serial port: name it, with the monitor muxed in (Ctrl-A X quits)
     cmd += ["-display", "none", "-serial", "mon:stdio" if interactive else "stdio"]

@@ -85,7 +85,7 @@ def test_missing_photo(tmp_path):
 def fake_root(tmp_path, fetch_models):
     """A source tree with the board's files present (not used) and scripts/fetch-models given."""
     root = tmp_path / "root"
-    for f in ("build/qemu-system-aarch64", "build/Image", "build/initramfs.cpio.gz",
+    for f in ("build/qemu-system-aarch64", "build/Image", "build/initramfs.cpio",
               "build/host/rocket-infer"):
         (root / f).parent.mkdir(parents=True, exist_ok=True)
         (root / f).write_text("")

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * rocketsim: the emulated board. QEMU virt with rk3588-npu boots build/Image and
- * build/initramfs.cpio.gz; the guest's init (userspace/init) mounts the shared host folder at
+ * build/initramfs.cpio; the guest's init (userspace/init) mounts the shared host folder at
  * /host, runs /host/SCRIPT with its output in SCRIPT.log and its exit status in SCRIPT.status,
  * and powers off. The same command line as sim-tests/board.py, which the pytest suites use.
  */
+#define _GNU_SOURCE   /* sched_getaffinity, CPU_COUNT */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +23,32 @@ const char *rs_qemu_binary(void)
     return qemu;
 }
 
+/*
+ * Guest CPUs when not asked for: what the host can run beside QEMU's NPU worker. A vCPU without
+ * a host CPU of its own leaves its sibling spinning in the guest's queued spinlocks (Teflon's
+ * setup 2-9x slower on a busy 2-core host), so a process allowed 1-2 CPUs gets 1 vCPU, larger
+ * hosts 2 (the guest's userspace is single-threaded; more do not pay). ROCKETSIM_SMP=N overrides.
+ */
+int rs_default_smp(void)
+{
+    const char *env = g_getenv("ROCKETSIM_SMP");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end || n < 1 || n > 8) {
+            rs_fail(2, "ROCKETSIM_SMP=%s: guest CPUs must be 1 to 8", env);
+        }
+        return (int)n;
+    }
+    cpu_set_t set;
+    int host = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    return host > 2 ? 2 : 1;
+}
+
 void rs_board_check(void)
 {
     g_autofree char *image = rs_path("build/Image");
-    g_autofree char *initrd = rs_path("build/initramfs.cpio.gz");
+    g_autofree char *initrd = rs_path("build/initramfs.cpio");
     const char *hint = "build the board first: `make board` (QEMU, the guest kernel and its "
                        "initramfs)";
     rs_need_file(rs_qemu_binary(), hint);
@@ -42,11 +66,11 @@ GPtrArray *rs_qemu_cmd(const struct rs_board *b, const char *append, gboolean in
     GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
     add(a, rs_qemu_binary());
     add(a, "-M"), add(a, "virt"), add(a, "-cpu"), add(a, "cortex-a76");
-    add(a, "-smp"), g_ptr_array_add(a, g_strdup_printf("%d", b->smp > 0 ? b->smp : 2));
+    add(a, "-smp"), g_ptr_array_add(a, g_strdup_printf("%d", b->smp > 0 ? b->smp : rs_default_smp()));
     add(a, "-m"), add(a, b->mem ? b->mem : "1G");
     add(a, "-nodefaults"), add(a, "-nic"), add(a, "none"), add(a, "-no-reboot");
     add(a, "-kernel"), g_ptr_array_add(a, rs_path("build/Image"));
-    add(a, "-initrd"), g_ptr_array_add(a, rs_path("build/initramfs.cpio.gz"));
+    add(a, "-initrd"), g_ptr_array_add(a, rs_path("build/initramfs.cpio"));
     add(a, "-device");
     g_ptr_array_add(a, g_strdup_printf("rk3588-npu,cores=%d%s%s", b->cores,
                                        b->quirks ? ",quirks=" : "", b->quirks ? b->quirks : ""));

@@ -39,11 +39,13 @@ static const char USAGE[] =
 /* shell: exec QEMU with the console on this terminal */
 static int cmd_shell_impl(int argc, char **argv)
 {
-    int cores = 3, icount = G_MININT;
+    int cores = 3, icount = G_MININT, smp = 0;
     char *mem = NULL, *quirks = NULL, *share = NULL;
     GOptionEntry entries[] = {
         { "cores", 0, 0, G_OPTION_ARG_INT, &cores, "NPU cores, 1 to 3 (default 3)", "N" },
         { "mem", 0, 0, G_OPTION_ARG_STRING, &mem, "guest RAM (default 1G)", "SIZE" },
+        { "smp", 0, 0, G_OPTION_ARG_INT, &smp,
+          "guest CPUs, 1 to 8 (default: 1 on a host with 2 CPUs or fewer, else 2)", "N" },
         { "quirks", 0, 0, G_OPTION_ARG_STRING, &quirks,
           "the NPU's hardware quirks: on (default), off, all, +name,-name", "SPEC" },
         { "icount", 0, 0, G_OPTION_ARG_INT, &icount,
@@ -67,6 +69,9 @@ static int cmd_shell_impl(int argc, char **argv)
     if (cores < 1 || cores > 3) {
         rs_usage_error(ctx, "--cores must be 1, 2 or 3, not %d", cores);
     }
+    if (smp && (smp < 1 || smp > 8)) {
+        rs_usage_error(ctx, "--smp takes 1 to 8 guest CPUs, not %d", smp);
+    }
     if (icount != G_MININT && (icount < 0 || icount > 10)) {
         rs_usage_error(ctx, "--icount takes a shift of 0 to 10, not %d", icount);
     }
@@ -76,7 +81,7 @@ static int cmd_shell_impl(int argc, char **argv)
     rs_board_check();
     g_autofree char *share_abs = share ? g_canonicalize_filename(share, NULL) : NULL;
     struct rs_board b = { .cores = cores, .mem = mem ? mem : "1G", .share = share_abs,
-                          .icount = icount == G_MININT ? -1 : icount, .smp = 2,
+                          .icount = icount == G_MININT ? -1 : icount, .smp = smp,
                           .quirks = quirks };
     g_autoptr(GPtrArray) cmd = rs_qemu_cmd(&b, "rocketsim.shell", TRUE);
     execv(cmd->pdata[0], (char **)cmd->pdata);

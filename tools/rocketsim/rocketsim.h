@@ -63,7 +63,7 @@ struct rs_board {
     const char *mem;           /* guest RAM, "1G" */
     const char *share;         /* host folder mounted at /host, or NULL */
     int icount;                /* -icount shift, or -1 */
-    int smp;                   /* guest CPUs */
+    int smp;                   /* guest CPUs, 0: rs_default_smp() */
     const char *quirks;        /* the device's quirks= property, or NULL */
     GPtrArray *extra;          /* further QEMU arguments (char *), or NULL */
 };
@@ -81,6 +81,7 @@ struct rs_boot {
 
 const char *rs_qemu_binary(void);           /* ROCKETSIM_QEMU, else ROOT/build/qemu-... */
 void rs_board_check(void);                  /* the board's files exist, else a clear error */
+int rs_default_smp(void);                   /* guest CPUs for this host (ROCKETSIM_SMP=N) */
 GPtrArray *rs_qemu_cmd(const struct rs_board *b, const char *append, gboolean interactive);
 /* Boot, run share/script in the guest, power off. */
 void rs_boot(const struct rs_board *b, const char *script, int timeout_s, struct rs_boot *r);
@@ -146,6 +147,7 @@ gboolean rs_trace_write(const char *path, const struct rs_npu_log *log,
 struct rs_run_opts {
     const char *model, *image, *out, *trace;
     int cores, invokes, icount;          /* icount -1: none */
+    int smp;                             /* guest CPUs, 0: rs_default_smp() */
     int64_t clock, dma_bandwidth, task_overhead;   /* -1: the device's default */
     gboolean capture;
     double score;
