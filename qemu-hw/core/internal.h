@@ -22,6 +22,21 @@ enum rn_buf { RN_BUF_REGCMD, RN_BUF_INPUT, RN_BUF_ROW, RN_BUF_WIDE, RN_BUF_PAD, 
               RN_BUF_COUNT };
 /* Returns a buffer of at least @bytes (64-byte aligned), or NULL when @bytes is over the limit. */
 void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes);
+void *rn_scratch_in(struct rn_scratch **owner, enum rn_buf which, size_t bytes);
+void rn_scratch_trim(struct rn_scratch *s, size_t keep);   /* free buffers over @keep bytes */
+void rn_scratch_free(struct rn_scratch **owner);
+
+/*
+ * A task's output rows over the core's pool of c->threads host threads (threads.c): fn runs on
+ * disjoint row ranges, each part with its own scratch (rn_part_scratch); the bytes are the same
+ * for any number of threads. Returns the RN_ERR_* bits the parts met.
+ */
+struct rn_part;
+typedef void rn_rows_fn(void *ctx, struct rn_part *part, uint32_t y0, uint32_t y1);
+uint32_t rn_par_rows(struct rn_core *c, uint32_t rows, rn_rows_fn *fn, void *ctx);
+void *rn_part_scratch(struct rn_part *part, enum rn_buf which, size_t bytes);
+void rn_pool_trim(struct rn_core *c, size_t keep);
+void rn_pool_destroy(struct rn_core *c);
 
 /* Store a register as the regcmd stream or the host writes it (S_POINTER pulses included). */
 void rn_store_block_reg(struct rn_core *c, uint32_t offset, uint32_t value);

@@ -5,6 +5,7 @@
  */
 #include "kernels-impl.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -453,13 +454,14 @@ static const struct rn_kernel_impl *pick(void)
     return &rn_kernels_generic;
 }
 
-/* Picked once; every thread computes the same answer, so a race on first use is harmless. */
+/* Picked once; threads racing on first use all compute the same answer and store it. */
 static const struct rn_kernel_impl *impl(void)
 {
-    static const struct rn_kernel_impl *volatile chosen;
-    const struct rn_kernel_impl *i = chosen;
+    static _Atomic(const struct rn_kernel_impl *) chosen;
+    const struct rn_kernel_impl *i = atomic_load_explicit(&chosen, memory_order_acquire);
     if (!i) {
-        chosen = i = pick();
+        i = pick();
+        atomic_store_explicit(&chosen, i, memory_order_release);
     }
     return i;
 }

@@ -306,12 +306,16 @@ struct dpu_ctx {
     bool fast;
     struct rn_dpu_fast f;
     /* the CACC of a raw-accumulator task: [pixel][channel % 32] (quirk chain-int-acc, Q15) */
-    int32_t *cacc, *cacc_prev, *sums;
+    int32_t *cacc, *cacc_prev;
     uint32_t prev_pixels;
 };
 
-/* Record this task's sums as the CACC holds them, adding the previous task's when chained. */
-static const int32_t *cacc_pass(const struct dpu_ctx *k, const int32_t *acc, size_t pix)
+/*
+ * Record this task's sums as the CACC holds them, adding the previous task's when chained;
+ * returns them in sums (CO16 entries).
+ */
+static const int32_t *cacc_pass(const struct dpu_ctx *k, const int32_t *acc, size_t pix,
+                                int32_t *sums)
 {
     const struct rn_conv *d = k->d;
     for (uint32_t o = 0; o < CO16_OF(d); o++) {
@@ -319,12 +323,12 @@ static const int32_t *cacc_pass(const struct dpu_ctx *k, const int32_t *acc, siz
         if (o < d->co_calc && k->cacc_prev && pix < k->prev_pixels) {
             v = rn_sat32(v + k->cacc_prev[pix * 32 + o % 32]);
         }
-        k->sums[o] = (int32_t)v;
+        sums[o] = (int32_t)v;
         if (o < d->co_calc) {
             k->cacc[pix * 32 + o % 32] = (int32_t)v;
         }
     }
-    return k->sums;
+    return sums;
 }
 
 static bool shift_ok(uint32_t s)
@@ -341,7 +345,7 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
     k->d = d;
     k->ew32 = NULL;
     k->npix = (size_t)d->wo * d->ho;
-    k->cacc = k->cacc_prev = k->sums = NULL;
+    k->cacc = k->cacc_prev = NULL;
     k->prev_pixels = 0;
     k->bias = bias_buf;
     for (uint32_t o = 0; o < CO16(d); o++) {
@@ -368,16 +372,17 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
 
 /*
  * DPU for one output pixel: MAC sums acc[o] and window sums wsum[o] for o < CO16 (lanes past
- * co_calc are scratch: write_output() overwrites them with OFFSET_PEND).
+ * co_calc are scratch: write_output() overwrites them with OFFSET_PEND). tmp: CO16 entries of
+ * the caller's, for a raw-accumulator task.
  */
 static void dpu_pixel(const struct dpu_ctx *k, const int32_t *acc, const int32_t *wsum,
-                      size_t pix, int8_t *obuf, const int8_t *ew)
+                      size_t pix, int8_t *obuf, const int8_t *ew, int32_t *tmp)
 {
     static const int8_t no_ew[16];
     const struct rn_conv *d = k->d;
     size_t surf = (size_t)d->wo * d->ho * 16;
     if (k->cacc) {
-        acc = cacc_pass(k, acc, pix);
+        acc = cacc_pass(k, acc, pix, tmp);
     }
     if (k->fast) {   /* every atom: whole 16-lane ones (CO16) */
         rn_dpu_fast_atoms(&k->f, acc, k->bias, wsum, ew ? ew + pix * 16 : no_ew, ew ? surf : 0,
@@ -396,27 +401,48 @@ static void dpu_pixel(const struct dpu_ctx *k, const int32_t *acc, const int32_t
     }
 }
 
-static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
-                      const struct wpack *p, const struct dpu_ctx *k, const int8_t *ew,
-                      int8_t *obuf, struct rn_task_outcome *out)
+/* What every part of a task's rows reads (threads.c); only obuf and the CACC are written. */
+struct rows {
+    const struct rn_conv *d;
+    const struct tile *t;
+    const struct wpack *p;
+    const struct dpu_ctx *k;
+    const int8_t *ew, *w;          /* w: the GEMM's packed weights */
+    int8_t *obuf;
+    struct rn_core *c;
+};
+
+/* The part's per-pixel DPU temporary of a raw-accumulator task (RN_BUF_CHAIN), else NULL. */
+static int32_t *cacc_tmp(const struct rows *r, struct rn_part *part, bool *ok)
 {
+    int32_t *tmp = NULL;
+    if (r->k->cacc) {
+        tmp = rn_part_scratch(part, RN_BUF_CHAIN, CO16(r->d) * sizeof(int32_t));
+        *ok = *ok && tmp;
+    }
+    return tmp;
+}
+
+static void conv_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
+{
+    const struct rows *r = arg;
+    const struct rn_conv *d = r->d;
+    const struct tile *t = r->t;
+    const struct wpack *p = r->p;
     size_t seg = (size_t)d->kw * d->ci, taps_ci = (size_t)d->kh * seg;
-    uint8_t *patch = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * p->kp);
-    int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * p->nout_pad * sizeof(int32_t));
-    int32_t *fix = rn_scratch(c, RN_BUF_WIDE, CO16(d) * 2 * sizeof(int32_t));
-    int8_t *w = rn_scratch(c, RN_BUF_GEMMW, rn_gemm_packed_size(p->nout_pad, p->kp));
-    int32_t *wsum;
-    if (!patch || !acc || !fix || !w) {
-        out->error |= RN_ERR_DMA_READ;
+    uint8_t *patch = rn_part_scratch(part, RN_BUF_PATCH, (size_t)d->wo * p->kp);
+    int32_t *acc = rn_part_scratch(part, RN_BUF_ACC, (size_t)d->wo * p->nout_pad * sizeof(int32_t));
+    int32_t *fix = rn_part_scratch(part, RN_BUF_WIDE, CO16(d) * 2 * sizeof(int32_t));
+    bool ok = patch && acc && fix;
+    int32_t *tmp = cacc_tmp(r, part, &ok), *wsum = fix + CO16(d);
+    if (!ok) {
         return;
     }
-    rn_gemm_pack(p->w, p->nout_pad, p->kp, w);
-    wsum = fix + CO16(d);
     memset(fix, 0, CO16(d) * 2 * sizeof(int32_t));
     memset(patch, 0, (size_t)d->wo * p->kp);
     /* a 1x1, stride-1 conv over whole RN_KP_ALIGN-byte channel rows reads its patch in place */
     bool direct = d->kh == 1 && d->kw == 1 && d->sx == 1 && p->kp == d->ci;
-    for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
+    for (uint32_t y = y0; y < y1 && !r->c->cancel; y++) {
         const uint8_t *rows = patch;
         if (direct) {
             rows = t->px + (size_t)y * d->sy * t->wp * d->ci;
@@ -429,41 +455,61 @@ static void conv_rows(struct rn_core *c, const struct rn_conv *d, const struct t
                 }
             }
         }
-        rn_gemm_u8s8(rows, d->wo, w, p->nout_pad, p->kp, acc);
+        rn_gemm_u8s8(rows, d->wo, r->w, p->nout_pad, p->kp, acc);
         for (uint32_t x = 0; x < d->wo; x++) {
             int32_t s = (int32_t)rn_sum_u8(rows + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
             uint32_t nk = p->nk < d->co_calc ? p->nk : d->co_calc;
             rn_conv_fix(acc + (size_t)x * p->nout_pad, p->sum, nk, d->co_calc, s, fix, wsum);
-            dpu_pixel(k, fix, wsum, (size_t)y * d->wo + x, obuf, ew);
+            dpu_pixel(r->k, fix, wsum, (size_t)y * d->wo + x, r->obuf, r->ew, tmp);
         }
     }
 }
 
-static void dw_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
-                    const struct wpack *p, const struct dpu_ctx *k, const int8_t *ew,
-                    int8_t *obuf, struct rn_task_outcome *out)
+static void dw_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
 {
+    const struct rows *r = arg;
+    const struct rn_conv *d = r->d;
+    const struct tile *t = r->t;
     /* channels >= DATAIN_CHANNEL have no input or weights: zero sums (Q11) */
     uint32_t cc = d->ci < d->co_calc ? d->ci : d->co_calc, stride = (uint32_t)CO16(d);
-    int32_t *acc = rn_scratch(c, RN_BUF_ACC, (size_t)d->wo * stride * sizeof(int32_t));
-    int32_t *sum = rn_scratch(c, RN_BUF_PATCH, (size_t)d->wo * stride * sizeof(int32_t));
-    if (!acc || !sum) {
-        out->error |= RN_ERR_DMA_READ;
+    int32_t *acc = rn_part_scratch(part, RN_BUF_ACC, (size_t)d->wo * stride * sizeof(int32_t));
+    int32_t *sum = rn_part_scratch(part, RN_BUF_PATCH, (size_t)d->wo * stride * sizeof(int32_t));
+    bool ok = acc && sum;
+    int32_t *tmp = cacc_tmp(r, part, &ok);
+    if (!ok) {
         return;
     }
-    for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
+    for (uint32_t y = y0; y < y1 && !r->c->cancel; y++) {
         memset(acc, 0, (size_t)d->wo * stride * sizeof(int32_t));
         memset(sum, 0, (size_t)d->wo * stride * sizeof(int32_t));
         for (uint32_t x = 0; x < d->wo; x++) {
             const uint8_t *src = t->px + ((size_t)y * d->sy * t->wp + (size_t)x * d->sx) * d->ci;
-            rn_dw_pixel(src, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw, p->w, d->ci,
+            rn_dw_pixel(src, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw, r->p->w, d->ci,
                         acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
         }
         for (uint32_t x = 0; x < d->wo; x++) {
-            dpu_pixel(k, acc + (size_t)x * stride, sum + (size_t)x * stride,
-                      (size_t)y * d->wo + x, obuf, ew);
+            dpu_pixel(r->k, acc + (size_t)x * stride, sum + (size_t)x * stride,
+                      (size_t)y * d->wo + x, r->obuf, r->ew, tmp);
         }
     }
+}
+
+/* The task's output rows, over the core's threads (c->threads; the bytes do not depend on it). */
+static void compute_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
+                         const struct wpack *p, const struct dpu_ctx *k, const int8_t *ew,
+                         int8_t *obuf, struct rn_task_outcome *out)
+{
+    struct rows r = { .d = d, .t = t, .p = p, .k = k, .ew = ew, .obuf = obuf, .c = c };
+    if (!d->dw) {
+        int8_t *w = rn_scratch(c, RN_BUF_GEMMW, rn_gemm_packed_size(p->nout_pad, p->kp));
+        if (!w) {
+            out->error |= RN_ERR_DMA_READ;
+            return;
+        }
+        rn_gemm_pack(p->w, p->nout_pad, p->kp, w);
+        r.w = w;
+    }
+    out->error |= rn_par_rows(c, d->ho, d->dw ? dw_part : conv_part, &r);
 }
 
 /* The first len bytes of an output surface at addr: rows of Wo atoms, NOTCH_ADDR_0 atoms apart. */
@@ -555,10 +601,9 @@ static bool cacc_setup(struct rn_core *c, const struct rn_conv *d, struct dpu_ct
     enum rn_buf cur = c->cacc_flip ? RN_BUF_CACC1 : RN_BUF_CACC0;
     enum rn_buf prev = c->cacc_flip ? RN_BUF_CACC0 : RN_BUF_CACC1;
     k->cacc = rn_scratch(c, cur, pixels * 32 * sizeof(int32_t));
-    k->sums = rn_scratch(c, RN_BUF_CHAIN, CO16(d) * sizeof(int32_t));
     k->prev_pixels = d->cacc_chain ? c->cacc_pixels : 0;
     k->cacc_prev = k->prev_pixels ? rn_scratch(c, prev, (size_t)k->prev_pixels * 32 * 4) : NULL;
-    if (!k->cacc || !k->sums || (k->prev_pixels && !k->cacc_prev)) {
+    if (!k->cacc || (k->prev_pixels && !k->cacc_prev)) {
         out->error |= RN_ERR_DMA_READ;
         return false;
     }
@@ -612,11 +657,7 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
     if (d->raw_acc && !cacc_setup(c, d, &k, out)) {
         return;
     }
-    if (d->dw) {
-        dw_rows(c, d, &t, &p, &k, ew, obuf, out);
-    } else {
-        conv_rows(c, d, &t, &p, &k, ew, obuf, out);
-    }
+    compute_rows(c, d, &t, &p, &k, ew, obuf, out);
     if (!out->error && !c->cancel) {
         write_output(c, mem, d, obuf, out);
     }

@@ -73,6 +73,9 @@ struct rn_kick_result {
 };
 
 struct rn_scratch;
+struct rn_pool;
+
+#define RN_MAX_THREADS 16
 
 struct rn_core {
     uint32_t regs[RN_WORDS];        /* one register group per block (HARDWARE-UNKNOWNS Q2) */
@@ -92,11 +95,15 @@ struct rn_core {
     int16_t lut[2][RN_LUT_ENTRIES]; /* the DPU's LUT RAM: LE, LO (written by LUT_ACCESS_DATA) */
     uint32_t lut_table, lut_addr;   /* where the next LUT_ACCESS_DATA goes */
     struct rn_scratch *scratch;     /* reusable buffers of the pipeline */
+    uint32_t threads;               /* host threads per task, up to RN_MAX_THREADS (0, 1: none) */
+    struct rn_pool *pool;           /* their pool, started on first use (threads.c) */
 };
 
 void rn_timing_default(struct rn_timing *t);
 
 void rn_core_init(struct rn_core *c);
+/* Threads per task for this host: 1 (off) when the process may use 2 CPUs or fewer. */
+uint32_t rn_threads_auto(void);
 void rn_core_destroy(struct rn_core *c);
 /* Hardware reset (srst_a/srst_h): registers to reset values, ping-pong state cleared. */
 void rn_core_reset(struct rn_core *c);

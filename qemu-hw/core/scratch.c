@@ -11,12 +11,17 @@ struct rn_scratch {
 
 void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes)
 {
-    struct rn_scratch *s = c->scratch;
+    return rn_scratch_in(&c->scratch, which, bytes);
+}
+
+void *rn_scratch_in(struct rn_scratch **owner, enum rn_buf which, size_t bytes)
+{
+    struct rn_scratch *s = *owner;
     if (bytes > 4ull * RN_MAX_BUF_BYTES) {
         return NULL;
     }
     if (!s) {
-        s = c->scratch = calloc(1, sizeof(*s));
+        s = *owner = calloc(1, sizeof(*s));
         if (!s) {
             return NULL;
         }
@@ -36,24 +41,32 @@ void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes)
     return s->buf[which];
 }
 
-void rn_core_trim(struct rn_core *c, size_t keep)
+void rn_scratch_trim(struct rn_scratch *s, size_t keep)
 {
-    for (int i = 0; c->scratch && i < RN_BUF_COUNT; i++) {
-        if (c->scratch->size[i] > keep) {
-            free(c->scratch->buf[i]);
-            c->scratch->buf[i] = NULL;
-            c->scratch->size[i] = 0;
+    for (int i = 0; s && i < RN_BUF_COUNT; i++) {
+        if (s->size[i] > keep) {
+            free(s->buf[i]);
+            s->buf[i] = NULL;
+            s->size[i] = 0;
         }
     }
 }
 
+void rn_scratch_free(struct rn_scratch **owner)
+{
+    rn_scratch_trim(*owner, 0);
+    free(*owner);
+    *owner = NULL;
+}
+
+void rn_core_trim(struct rn_core *c, size_t keep)
+{
+    rn_scratch_trim(c->scratch, keep);
+    rn_pool_trim(c, keep);
+}
+
 void rn_core_destroy(struct rn_core *c)
 {
-    if (c->scratch) {
-        for (int i = 0; i < RN_BUF_COUNT; i++) {
-            free(c->scratch->buf[i]);
-        }
-        free(c->scratch);
-        c->scratch = NULL;
-    }
+    rn_pool_destroy(c);
+    rn_scratch_free(&c->scratch);
 }

@@ -530,6 +530,11 @@ static void npu_core_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "rk3588-npu-core: clock-frequency must not be 0");
         return;
     }
+    if (s->threads > RN_MAX_THREADS) {
+        error_setg(errp, "rk3588-npu: threads must be 0 (as the host allows) to %d",
+                   RN_MAX_THREADS);
+        return;
+    }
     address_space_init(&s->dma_as, s->dma_mr, "rk3588-npu-dma");
     memory_region_init_io(&s->mmio, OBJECT(s), &npu_ops, s, "rk3588-npu", RN_WINDOW_SIZE);
     sysbus_init_mmio(SYS_BUS_DEVICE(s), &s->mmio);
@@ -553,6 +558,7 @@ static void npu_core_realize(DeviceState *dev, Error **errp)
     rn_core_init(s->work);
     s->work->quirks = quirks;
     s->work->index = s->index;
+    s->work->threads = s->threads ? s->threads : rn_threads_auto();
     s->work->log = npu_kick_log;   /* set per kick by the worker */
     s->work->log_opaque = s;
     s->work->on_task = npu_on_task;
@@ -582,6 +588,7 @@ static const Property npu_core_properties[] = {
     DEFINE_PROP_UINT32("dma-bytes-per-cycle", RK3588NPUCoreState, dma_bytes_per_cycle, 20),
     DEFINE_PROP_UINT32("task-overhead", RK3588NPUCoreState, task_overhead, 2000),
     DEFINE_PROP_STRING("quirks", RK3588NPUCoreState, quirks),
+    DEFINE_PROP_UINT32("threads", RK3588NPUCoreState, threads, 0),
     DEFINE_PROP_LINK("dma-mr", RK3588NPUCoreState, dma_mr, TYPE_MEMORY_REGION, MemoryRegion *),
 };
 

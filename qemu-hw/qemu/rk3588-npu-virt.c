@@ -167,6 +167,11 @@ static void npu_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "rk3588-npu: quirks: %s", err);
         return;
     }
+    if (s->threads > RN_MAX_THREADS) {
+        error_setg(errp, "rk3588-npu: threads must be 0 (as the host allows) to %d",
+                   RN_MAX_THREADS);
+        return;
+    }
     if (s->num_cores < 1 || s->num_cores > RK3588_NPU_MAX_CORES) {
         error_setg(errp, "rk3588-npu: cores must be 1..%d (the RK3588 has 3)",
                    RK3588_NPU_MAX_CORES);
@@ -228,6 +233,7 @@ static void npu_realize(DeviceState *dev, Error **errp)
         qdev_prop_set_uint64(core, "dma-bandwidth", s->dma_bytes_per_sec);
         qdev_prop_set_uint32(core, "dma-bytes-per-cycle", s->dma_bytes_per_cycle);
         qdev_prop_set_uint32(core, "task-overhead", s->task_overhead);
+        qdev_prop_set_uint32(core, "threads", s->threads);
         if (s->quirks) {
             qdev_prop_set_string(core, "quirks", s->quirks);
         }
@@ -253,6 +259,7 @@ static const Property npu_properties[] = {
     DEFINE_PROP_UINT32("dma-bytes-per-cycle", RK3588NPUState, dma_bytes_per_cycle, 20),
     DEFINE_PROP_UINT32("task-overhead", RK3588NPUState, task_overhead, 2000),
     DEFINE_PROP_STRING("quirks", RK3588NPUState, quirks),
+    DEFINE_PROP_UINT32("threads", RK3588NPUState, threads, 0),
     DEFINE_PROP_UINT64("base", RK3588NPUState, base, 0x0a100000),
     DEFINE_PROP_UINT32("spi-base", RK3588NPUState, spi_base, 176),
 };

@@ -91,6 +91,7 @@ struct RK3588NPUCoreState {
     uint32_t dma_bytes_per_cycle;
     uint32_t task_overhead;
     char *quirks;            /* quirks= (HARDWARE-UNKNOWNS Q15) */
+    uint32_t threads;        /* host threads per task; 0: rn_threads_auto() */
 
     struct rn_core core;     /* the registers the CPU sees */
     struct rn_core *work;    /* private copy the worker computes on */
@@ -133,6 +134,7 @@ struct RK3588NPUState {
     uint32_t dma_bytes_per_cycle;
     uint32_t task_overhead;
     char *quirks;            /* quirks= (HARDWARE-UNKNOWNS Q15) */
+    uint32_t threads;        /* host threads per task; 0: rn_threads_auto() */
     uint64_t base;
     uint32_t spi_base;
     RK3588NPUCoreState *cores[RK3588_NPU_MAX_CORES];

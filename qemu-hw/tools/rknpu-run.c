@@ -150,13 +150,16 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: rknpu-run [-o OUTDIR] [--stats FILE.json] [--clock HZ] [--repeat N] [-q]\n"
                "                 [--dma-bandwidth BYTES_PER_S] [--dma-bytes-per-cycle N]\n"
-               "                 [--task-overhead CYCLES] [--log-limit N] [--quirks SPEC] JOBDIR\n"
+               "                 [--task-overhead CYCLES] [--log-limit N] [--quirks SPEC]\n"
+               "                 [--threads N] JOBDIR\n"
                "Runs a rocketsim job folder (qemu-hw/tools/JOB-FORMAT.md) on the NPU core model.\n"
                "Exit status: 0 all kicks completed cleanly, 1 a kick raised an error bit or hung,\n"
                "2 the job could not be read. --log-limit: model messages printed per kick\n"
                "(default 100, 0: all). --quirks: the hardware failure modes modelled\n"
                "(HARDWARE-UNKNOWNS.md Q15): on (default), off (ideal hardware), all, or a list\n"
-               "such as -size-e,+s-pointer-core-bits.\n");
+               "such as -size-e,+s-pointer-core-bits. --threads: host threads per task\n"
+               "(1 to %d; default: 1 on a host with 2 CPUs or fewer, else up to 4); the\n"
+               "bytes are the same for any number.\n", RN_MAX_THREADS);
 }
 
 int main(int argc, char **argv)
@@ -169,10 +172,12 @@ int main(int argc, char **argv)
         { "dma-bytes-per-cycle", required_argument, 0, 'y' },
         { "task-overhead", required_argument, 0, 't' },
         { "log-limit", required_argument, 0, 'l' },
-        { "quirks", required_argument, 0, 'Q' }, { 0, 0, 0, 0 },
+        { "quirks", required_argument, 0, 'Q' }, { "threads", required_argument, 0, 'T' },
+        { 0, 0, 0, 0 },
     };
     const char *outdir = NULL, *stats = NULL;
     unsigned long long clock = 0, macs = 0, bw = 0, per_cycle = 0, overhead = ~0ull, repeat = 1;
+    unsigned long long threads = rn_threads_auto();
     struct timespec t0, t1;
     struct run_ctx r = { .first = 1, .log_limit = 100 };
     struct rn_core core;
@@ -192,6 +197,7 @@ int main(int argc, char **argv)
         case 'y': bad |= parse_num("dma-bytes-per-cycle", optarg, 1, UINT32_MAX, &per_cycle); break;
         case 't': bad |= parse_num("task-overhead", optarg, 0, UINT32_MAX, &overhead); break;
         case 'l': bad |= parse_num("log-limit", optarg, 0, UINT64_MAX, &r.log_limit); break;
+        case 'T': bad |= parse_num("threads", optarg, 1, RN_MAX_THREADS, &threads); break;
         case 'Q':
             if (rn_quirks_parse(optarg, &quirks, err, sizeof(err))) {
                 fprintf(stderr, "rknpu-run: --quirks: %s\n", err);
@@ -221,6 +227,7 @@ int main(int argc, char **argv)
     core.log = log_cb;
     core.log_opaque = &r;
     core.quirks = quirks;
+    core.threads = (uint32_t)threads;
     core.on_task = task_cb;
     core.task_opaque = &r;
     if (clock || job.clock_hz) {

@@ -72,8 +72,15 @@ GPtrArray *rs_qemu_cmd(const struct rs_board *b, const char *append, gboolean in
     add(a, "-kernel"), g_ptr_array_add(a, rs_path("build/Image"));
     add(a, "-initrd"), g_ptr_array_add(a, rs_path("build/initramfs.cpio"));
     add(a, "-device");
-    g_ptr_array_add(a, g_strdup_printf("rk3588-npu,cores=%d%s%s", b->cores,
-                                       b->quirks ? ",quirks=" : "", b->quirks ? b->quirks : ""));
+    GString *dev = g_string_new(NULL);
+    g_string_printf(dev, "rk3588-npu,cores=%d", b->cores);
+    if (b->quirks) {
+        g_string_append_printf(dev, ",quirks=%s", b->quirks);
+    }
+    if (b->threads > 0) {
+        g_string_append_printf(dev, ",threads=%d", b->threads);
+    }
+    g_ptr_array_add(a, g_string_free(dev, FALSE));
     /* -nodefaults leaves no serial port: name it, with the monitor muxed in (Ctrl-A X quits) */
     add(a, "-display"), add(a, "none"), add(a, "-serial");
     add(a, interactive ? "mon:stdio" : "stdio");

@@ -64,6 +64,7 @@ struct rs_board {
     const char *share;         /* host folder mounted at /host, or NULL */
     int icount;                /* -icount shift, or -1 */
     int smp;                   /* guest CPUs, 0: rs_default_smp() */
+    int threads;               /* the device's threads= (host threads per task), 0: its default */
     const char *quirks;        /* the device's quirks= property, or NULL */
     GPtrArray *extra;          /* further QEMU arguments (char *), or NULL */
 };
@@ -148,6 +149,7 @@ struct rs_run_opts {
     const char *model, *image, *out, *trace;
     int cores, invokes, icount;          /* icount -1: none */
     int smp;                             /* guest CPUs, 0: rs_default_smp() */
+    int threads;                         /* host threads per NPU task, 0: the device's default */
     int64_t clock, dma_bandwidth, task_overhead;   /* -1: the device's default */
     gboolean capture;
     double score;

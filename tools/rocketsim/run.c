@@ -547,7 +547,7 @@ int rs_run(const struct rs_run_opts *a, struct rs_run_result *res)
         g_ptr_array_add(extra, g_strdup_printf("rk3588_npu_%s", events[i]));
     }
     struct rs_board b = { .cores = a->cores, .mem = "2G", .share = out, .icount = a->icount,
-                          .smp = a->smp, .extra = extra };
+                          .smp = a->smp, .threads = a->threads, .extra = extra };
     struct rs_boot r;
     rs_boot(&b, "run.sh", BOOT_TIMEOUT_S, &r);
     if (r.status != 0) {
@@ -654,7 +654,7 @@ int cmd_run(int argc, char **argv)
     struct rs_run_opts o;
     rs_run_defaults(&o);
     char *model = NULL, *image = NULL, *out = NULL, *trace = NULL;
-    int icount = G_MININT, cores = o.cores, invokes = o.invokes, smp = 0;
+    int icount = G_MININT, cores = o.cores, invokes = o.invokes, smp = 0, threads = 0;
     gint64 clock = o.clock, dma = NOT_SET, overhead = NOT_SET;
     double score = o.score;
     gboolean capture = FALSE;
@@ -668,6 +668,9 @@ int cmd_run(int argc, char **argv)
         { "cores", 0, 0, G_OPTION_ARG_INT, &cores, "NPU cores, 1 to 3 (default 3)", "N" },
         { "smp", 0, 0, G_OPTION_ARG_INT, &smp,
           "guest CPUs, 1 to 8 (default: 1 on a host with 2 CPUs or fewer, else 2)", "N" },
+        { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
+          "host threads per NPU task, 1 to 16 (default: 1 on a host with 2 CPUs or fewer, else "
+          "up to 4); the bytes are the same for any number", "N" },
         { "clock", 0, 0, G_OPTION_ARG_INT64, &clock, "NPU clock in Hz (default 200000000)",
           "HZ" },
         { "dma-bandwidth", 0, 0, G_OPTION_ARG_INT64, &dma,
@@ -723,6 +726,9 @@ int cmd_run(int argc, char **argv)
     if (smp && (smp < 1 || smp > 8)) {
         rs_usage_error(ctx, "--smp takes 1 to 8 guest CPUs, not %d", smp);
     }
+    if (threads && (threads < 1 || threads > 16)) {
+        rs_usage_error(ctx, "--threads takes 1 to 16 host threads, not %d", threads);
+    }
     if (clock < 1) {
         rs_usage_error(ctx, "--clock must be a positive frequency in Hz, not %" G_GINT64_FORMAT,
                        clock);
@@ -746,6 +752,7 @@ int cmd_run(int argc, char **argv)
     g_autofree char *default_out = rs_path("build/run");
     o.cores = cores;
     o.smp = smp;
+    o.threads = threads;
     o.clock = clock;
     o.dma_bandwidth = dma;
     o.task_overhead = overhead;
