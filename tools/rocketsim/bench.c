@@ -800,7 +800,7 @@ static gboolean repeat_run(const char *run, const char *dir, int64_t reps, doubl
                            double *secs)
 {
     g_autofree char *n = g_strdup_printf("%" G_GINT64_FORMAT, reps);
-    const char *argv[] = { run, "-q", "--repeat", n, dir, NULL };
+    const char *argv[] = { run, "-q", "--threads", "1", "--repeat", n, dir, NULL };
     g_autofree char *out = NULL, *err = NULL;
     rs_run_capture(argv, &out, &err);
     const char *p = out ? strstr(out, " MACs in ") : NULL;
