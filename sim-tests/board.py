@@ -66,17 +66,18 @@ def qemu_cmd(cores=3, mem="1G", share=None, append="", extra=(), icount=None, sm
 
 
 def boot(share, script="run.sh", cores=3, mem="1G", timeout=300, extra=(), icount=None,
-         quirks=None, initrd=None):
+         quirks=None, initrd=None, append=""):
     """Boot, run share/script in the guest, power off; returns a BootResult. quirks: the NPU's
-    quirks= property (HARDWARE-UNKNOWNS Q15), e.g. "off" for ideal hardware. On a board over SSH
-    (REMOTE) the script runs there; cores, mem, extra, icount and quirks do not apply."""
+    quirks= property (HARDWARE-UNKNOWNS Q15), e.g. "off" for ideal hardware; append: more of
+    the kernel's command line (e.g. "init_on_free=1"). On a board over SSH (REMOTE) the script
+    runs there; cores, mem, extra, icount, quirks and append do not apply."""
     if REMOTE:
         import remote
         if quirks:
             raise RuntimeError(f"quirks={quirks}: a board over SSH has no quirks switch")
         return remote.boot(share, script, timeout)
-    cmd = qemu_cmd(cores, mem, share, f"rocketsim.run={script}", extra, icount, quirks=quirks,
-                   initrd=initrd)
+    cmd = qemu_cmd(cores, mem, share, f"rocketsim.run={script} {append}".strip(), extra, icount,
+                   quirks=quirks, initrd=initrd)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
