@@ -24,12 +24,10 @@
  * survived every step (a fixed driver, or a silent use-after-free without init_on_free=1),
  * 2 a step before the bug failed.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
