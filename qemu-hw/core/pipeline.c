@@ -115,6 +115,19 @@ static void cbuf_read(const struct rn_conv *d, const struct tile *img, struct ti
     }
 }
 
+/* n pixels of the ci-byte pattern, by doubling copies */
+static void fill_pixels(uint8_t *dst, const uint8_t *pattern, size_t ci, size_t n)
+{
+    size_t done = n ? 1 : 0, total = n * ci;
+    if (n) {
+        memcpy(dst, pattern, ci);
+    }
+    for (; done < n; done *= 2) {
+        size_t bytes = done * ci < total - done * ci ? done * ci : total - done * ci;
+        memcpy(dst + done * ci, dst, bytes);
+    }
+}
+
 /* CNA: fill the padded tile and read the input window from memory (Q4, Q6, Q13). */
 static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                         struct tile *t, struct rn_task_outcome *out)
@@ -133,8 +146,18 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
     for (uint32_t ch = 0; ch < d->ci; ch++) {
         pattern[ch] = (uint8_t)rn_pad_byte(d->pad_con1, d->dw, ch) ^ 0x80;
     }
-    for (size_t p = 0; p < pix; p++) {
-        memcpy(t->px + p * d->ci, pattern, d->ci);
+    /* the pad pattern where no input pixel lands: every pixel is stored once either way */
+    for (uint32_t y = 0; y < t->hp; y++) {
+        uint8_t *r = t->px + (size_t)y * t->wp * d->ci;
+        if (y < d->pt || (uint64_t)y >= (uint64_t)d->pt + d->hi) {
+            fill_pixels(r, pattern, d->ci, t->wp);
+            continue;
+        }
+        uint32_t in_end = (uint64_t)d->pl + d->wi < t->wp ? d->pl + d->wi : t->wp;
+        fill_pixels(r, pattern, d->ci, d->pl < t->wp ? d->pl : t->wp);
+        if (in_end < t->wp) {
+            fill_pixels(r + (size_t)in_end * d->ci, pattern, d->ci, t->wp - in_end);
+        }
     }
     if (d->argb_n) {   /* dense mode: n bytes per pixel, channels >= n read 0 */
         uint8_t *raw = rn_scratch(c, RN_BUF_ROW, (size_t)d->wi * d->argb_n);
