@@ -489,7 +489,8 @@ static void fix_neon(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_
 /* ---- the tables ---- */
 
 #define NEON_COMMON                                                                           \
-    .dw = dw_neon, .dw_pixel = dw_pixel_neon, .sum = sum_neon, .dpu = dpu_neon, .fix = fix_neon
+    .dw = dw_neon, .dw_pixel = dw_pixel_neon, .sum = sum_neon, .dpu = dpu_neon, .fix = fix_neon,  \
+    .wide = &rn_wide_neon
 
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1ul << 20)

@@ -8,6 +8,21 @@
 
 #include "kernels.h"
 
+/* The wide MAC's entry points (kernels-wide.c), one set per instruction set. */
+struct rn_wide_impl {
+    void (*gemm)(const int32_t *, size_t, size_t, const int32_t *, size_t, size_t, int64_t *);
+    size_t (*packed_size)(size_t, size_t);
+    void (*pack)(const int32_t *, size_t, size_t, int32_t *);
+};
+
+extern const struct rn_wide_impl rn_wide_generic;
+#if defined(__x86_64__) && defined(__GNUC__)
+extern const struct rn_wide_impl rn_wide_avx2, rn_wide_avx512;
+#endif
+#if defined(__aarch64__)
+extern const struct rn_wide_impl rn_wide_neon;
+#endif
+
 struct rn_kernel_impl {
     const char *name;   /* what RKNPU_ISA names it by, and rn_kernels_isa() */
     const char *note;   /* how it is encoded or selected, for humans (bench), or NULL */
@@ -22,6 +37,7 @@ struct rn_kernel_impl {
                 const int8_t *, size_t, int8_t *, size_t, size_t);   /* rn_dpu_fast_atoms */
     void (*fix)(const int32_t *, const int32_t *, size_t, size_t, int32_t, int32_t *,
                 int32_t *);
+    const struct rn_wide_impl *wide;   /* rn_wgemm and its packing */
 };
 
 /* The generic C table (kernels.c); the per-ISA files fall back on its entries. */

@@ -424,7 +424,7 @@ AVX2 void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size
 static const struct rn_kernel_impl avx2 = {
     .name = "avx2", .gemm = gemm_madd, .packed_size = madd_packed_size, .pack = madd_pack,
     .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .dpu = dpu_avx2,
-    .fix = rn_avx2_fix,
+    .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
 };
 
 const struct rn_kernel_impl *rn_kernels_avx2(void)
@@ -448,14 +448,14 @@ const struct rn_kernel_impl *rn_kernels_avxvnni(void)
     static const struct rn_kernel_impl vex = {
         .name = "avxvnni", .gemm = gemm_avxvnni, .packed_size = rn_dot16_packed_size,
         .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
-        .sum = rn_avx2_sum, .dpu = dpu_avx2, .fix = rn_avx2_fix,
+        .sum = rn_avx2_sum, .dpu = dpu_avx2, .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
     };
 #endif
     static const struct rn_kernel_impl evex = {
         .name = "avxvnni", .note = "its 256-bit GEMM EVEX-encoded: AVX512-VNNI/VL, no AVX-VNNI",
         .gemm = gemm_avxvnni_evex, .packed_size = rn_dot16_packed_size, .pack = rn_dot16_pack,
         .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .dpu = dpu_avx2,
-        .fix = rn_avx2_fix,
+        .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
     };
     if (!rn_kernels_avx2()) {
         return NULL;

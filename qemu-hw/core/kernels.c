@@ -207,7 +207,7 @@ void rn_dot16_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
 const struct rn_kernel_impl rn_kernels_generic = {
     .name = "generic", .gemm = gemm_generic, .packed_size = plain_packed_size,
     .pack = plain_pack, .dw = dw_generic, .dw_pixel = dw_pixel_generic, .sum = sum_generic,
-    .dpu = dpu_generic, .fix = fix_generic,
+    .dpu = dpu_generic, .fix = fix_generic, .wide = &rn_wide_generic,
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -379,7 +379,7 @@ static const struct rn_kernel_impl *kernels_vnni(void)
     static const struct rn_kernel_impl vnni = {
         .name = "avx512vnni", .gemm = gemm_vnni_blocked, .packed_size = rn_dot16_packed_size,
         .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
-        .dpu = dpu_vnni, .fix = rn_avx2_fix,
+        .dpu = dpu_vnni, .fix = rn_avx2_fix, .wide = &rn_wide_avx512,
     };
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") &&
@@ -515,6 +515,22 @@ void rn_conv_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n,
                  int32_t *fix, int32_t *wsum)
 {
     impl()->fix(acc, wsum_w, nk, n, s, fix, wsum);
+}
+
+void rn_wgemm(const int32_t *a, size_t lda, size_t npix, const int32_t *packed, size_t nout,
+              size_t kp, int64_t *acc)
+{
+    impl()->wide->gemm(a, lda, npix, packed, nout, kp, acc);
+}
+
+size_t rn_wgemm_packed_size(size_t nout, size_t kp)
+{
+    return impl()->wide->packed_size(nout, kp);
+}
+
+void rn_wgemm_pack(const int32_t *w, size_t nout, size_t kp, int32_t *packed)
+{
+    impl()->wide->pack(w, nout, kp, packed);
 }
 
 const char *rn_kernels_isa(void)

@@ -77,6 +77,19 @@ void rn_conv_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n,
 uint32_t rn_sum_u8(const uint8_t *p, size_t n);
 
 /*
+ * The wide MAC of int16 and the floats (mac.c): acc[p * nout + o] = sum over k < kp of
+ * a[p * lda + k] * w[o][k], for p < npix and o < nout, in int64 modulo 2^64 (exact while the
+ * caller keeps every sum below 2^63). The weights as rn_wgemm_pack laid out nout rows of kp.
+ */
+void rn_wgemm(const int32_t *a, size_t lda, size_t npix, const int32_t *packed, size_t nout,
+              size_t kp, int64_t *acc);
+
+/* Bytes rn_wgemm_pack writes for nout rows of kp weights. */
+size_t rn_wgemm_packed_size(size_t nout, size_t kp);
+
+void rn_wgemm_pack(const int32_t *w, size_t nout, size_t kp, int32_t *packed);
+
+/*
  * Name of the implementation in use, picked once per process: the best this CPU runs of
  * "avx512vnni", "avxvnni", "avx2" (x86-64), "neon-i8mm", "neon-dot", "neon" (arm64) and
  * "generic", or the one RKNPU_ISA names when the CPU runs it (RKNPU_ISA=X never picks a path

@@ -1,5 +1,5 @@
 /*
- * Every kernel path this build has and this CPU runs, against plain loops (the GEMM, depthwise
+ * Every kernel path this build has and this CPU runs, against plain loops (the GEMMs, depthwise
  * byte sums and conv pixel sums) and against the generic path (the DPU fast path, whose rules test-core checks
  * on the generic path too) on random data. No GLib, so it also runs cross-built under
  * qemu-user (scripts/test-arm64). TAP output.
@@ -99,6 +99,59 @@ static void test_gemm(const struct rn_kernel_impl *k)
     }
     bad += gemm_case(k, 5, 20, 2060, 1);   /* the largest sums of products */
     report(k, "gemm", bad);
+}
+
+/*
+ * The wide MAC's int64 GEMM against a plain loop; lda > kp (a K slice of longer rows, as mac.c
+ * passes them); extreme: +-2^31-scale elements, whose sums wrap modulo 2^64 on every path alike.
+ */
+static unsigned wgemm_case(const struct rn_kernel_impl *k, size_t npix, size_t no, size_t kp,
+                           size_t lda, int extreme)
+{
+    unsigned bad = 0;
+    const struct rn_wide_impl *wk = k->wide;
+    int32_t *a = xmalloc(npix * lda * 4), *w = xmalloc(no * kp * 4);
+    int32_t *pk = xmalloc(wk->packed_size(no, kp));
+    int64_t *acc = xmalloc(npix * no * 8);
+    for (size_t i = 0; i < npix * lda; i++) {
+        a[i] = extreme ? (i & 2 ? INT32_MIN : INT32_MAX) : (int32_t)rnd() >> (rnd() % 31);
+    }
+    for (size_t i = 0; i < no * kp; i++) {
+        w[i] = extreme ? INT32_MIN : (int32_t)rnd() >> (rnd() % 31);
+    }
+    wk->pack(w, no, kp, pk);
+    wk->gemm(a, lda, npix, pk, no, kp, acc);
+    for (size_t p = 0; p < npix; p++) {
+        for (size_t o = 0; o < no; o++) {
+            uint64_t want = 0;
+            for (size_t i = 0; i < kp; i++) {
+                want += (uint64_t)((int64_t)a[p * lda + i] * w[o * kp + i]);
+            }
+            CHECK(acc[p * no + o] == (int64_t)want,
+                  "wgemm npix %zu nout %zu kp %zu lda %zu: [%zu][%zu] %lld != %lld", npix, no, kp,
+                  lda, p, o, (long long)acc[p * no + o], (long long)want);
+        }
+    }
+    free(a), free(w), free(pk), free(acc);
+    return bad;
+}
+
+static void test_wgemm(const struct rn_kernel_impl *k)
+{
+    static const size_t kps[] = { 1, 2, 3, 7, 16, 33, 256, 1000 };
+    unsigned bad = 0;
+    for (size_t npix = 1; npix <= 9; npix++) {
+        for (size_t no = 1; no <= 50; no += 1 + no / 4) {
+            for (size_t i = 0; i < sizeof(kps) / sizeof(kps[0]); i++) {
+                if (kps[i] > 100 && (npix % 4 != 1 || no % 3 != 1)) {
+                    continue;   /* the long rows on fewer shapes */
+                }
+                bad += wgemm_case(k, npix, no, kps[i], kps[i] + (npix & 1) * 5, 0);
+            }
+        }
+    }
+    bad += wgemm_case(k, 5, 33, 300, 300, 1);
+    report(k, "wide gemm", bad);
 }
 
 static void test_dw(const struct rn_kernel_impl *k)
@@ -308,6 +361,7 @@ int main(int argc, char **argv)
             printf("# %s: %s\n", name, k->note);
         }
         test_gemm(k);
+        test_wgemm(k);
         test_dw(k);
         test_sum(k);
         test_dpu(k);
