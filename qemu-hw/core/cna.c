@@ -26,6 +26,37 @@ static uint32_t raw_elem(const uint8_t *p, uint64_t i, uint32_t bits)
     }
 }
 
+/*
+ * Elements i0 .. i0 + n - 1 of such a stream into dst: integers as their signed values, floats
+ * (sign false) as raw bits. One loop per element size: the runs are a pixel's channels or a
+ * weight group's, and the element-by-element path costs more than the MAC in a matmul.
+ */
+static void unpack(const uint8_t *p, uint64_t i0, size_t n, uint32_t bits, bool sign,
+                   int32_t *dst)
+{
+    size_t i = 0;
+    if (bits == 4) {
+        for (; i < n; i++) {
+            uint32_t r = (p[(i0 + i) / 2] >> (4 * ((i0 + i) & 1))) & 0xF;
+            dst[i] = sign ? (int32_t)(r ^ 8) - 8 : (int32_t)r;
+        }
+    } else if (bits == 8) {
+        for (p += i0; i < n; i++) {
+            dst[i] = sign ? (int8_t)p[i] : p[i];
+        }
+    } else if (bits == 16) {
+        for (p += 2 * i0; i < n; i++) {
+            uint32_t r = (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8;
+            dst[i] = sign ? (int16_t)r : (int32_t)r;
+        }
+    } else {
+        for (p += 4 * i0; i < n; i++) {
+            dst[i] = (int32_t)((uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                               (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24);
+        }
+    }
+}
+
 /* An integer element's signed value; floats stay raw bits. */
 static int32_t signed_elem(uint32_t raw, uint32_t bits)
 {
@@ -87,6 +118,10 @@ bool rn_cna_fetch_wide(struct rn_core *c, const struct rn_mem *m, const struct r
                 }
                 src = px;
             }
+            if (d->p.fp || !d->cvt_on) {
+                unpack(src, 0, d->ci, d->p.bits, !d->p.fp, dst);
+                continue;
+            }
             for (uint32_t ch = 0; ch < d->ci; ch++) {
                 dst[ch] = feature_elem(d, src, ch);
             }
@@ -109,14 +144,16 @@ bool rn_cna_weights_wide(struct rn_core *c, const struct rn_mem *m, const struct
         out->error |= RN_ERR_DMA_READ;
         return false;
     }
+    /* rn_weight_elem() walked in runs: channels c .. c + gw - 1 of one kernel group and tap */
     for (uint32_t o = 0; o < (d->dw ? 1 : nk); o++) {
         for (uint32_t t = 0; t < taps; t++) {
             int32_t *dst = w + ((size_t)o * taps + t) * d->ci;
-            for (uint32_t ch = 0; ch < d->ci; ch++) {
+            uint32_t kg = d->dw ? d->p.dw_group : d->p.kg;
+            for (uint32_t ch = 0; ch < d->ci; ch += kg) {
+                uint32_t gw = d->ci - ch < kg ? d->ci - ch : kg;
                 uint64_t i = rn_weight_elem(&d->p, d->dw, d->ci, d->kh, d->kw, d->k, o, ch,
                                             t / d->kw, t % d->kw);
-                uint32_t r = raw_elem(raw, i, d->p.bits);
-                dst[ch] = d->p.fp ? (int32_t)r : signed_elem(r, d->p.bits);
+                unpack(raw, i, gw, d->p.bits, !d->p.fp, dst + ch);
             }
         }
     }

@@ -171,6 +171,43 @@ bool rn_cna_weights_wide(struct rn_core *c, const struct rn_mem *m, const struct
                          int32_t *w, uint32_t nk, struct rn_task_outcome *out);
 bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d, void *obuf,
                  struct rn_task_outcome *out);
+/* Tests: every MAC sum of rn_mac_wide() the scalar way, not through the GEMM kernels. */
+extern bool rn_mac_scalar_only;
+
+/* Fraction bits of a float CNA precision: fp16 and tf32 10, bf16 7. */
+static inline int rn_float_fbits(uint32_t prec)
+{
+    return prec == RN_CNA_BF16 ? 7 : 10;
+}
+
+/* Where row ky of output pixel (y, x)'s window starts in a [hp][wp][ci] tile. */
+static inline size_t rn_window_at(const struct rn_conv *d, size_t wp, uint32_t y, uint32_t x,
+                                  uint32_t ky)
+{
+    return (((size_t)y * d->sy + ky) * wp + (size_t)x * d->sx) * d->ci;
+}
+
+/*
+ * The vector path of rn_mac_wide() for a dense convolution (mac-vec.c): the sums of blocks of
+ * RN_MACVEC_PIXELS output pixels from the GEMM kernels. tile and w as rn_mac_wide() holds them
+ * (integer values, or the floats' fp32 bits; w [nk][kh·kw·ci]). Setup returns NULL when its
+ * buffers cannot be had (out->error set). The integer sums are always exact; a float sum comes
+ * only when the kernels computed it exactly (rn_macvec_float() false: the caller sums it).
+ */
+#define RN_MACVEC_PIXELS 16
+struct rn_macvec;
+struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, const int32_t *w,
+                                  uint32_t nk, struct rn_task_outcome *out);
+/* The sums of output pixels p0 + i (y·Wo + x), i < np <= RN_MACVEC_PIXELS. */
+void rn_macvec_block(struct rn_macvec *v, const struct rn_conv *d, const int32_t *tile, size_t wp,
+                     size_t p0, uint32_t np);
+/*
+ * Pixel p0 + i of the block: its integer sums with the nk kernels, its window sum (CPEND); its
+ * float sums rounded to fp32, each valid where fits[o] (else the caller sums it).
+ */
+const int64_t *rn_macvec_sums(struct rn_macvec *v, uint32_t i);
+int64_t rn_macvec_wsum(const struct rn_macvec *v, uint32_t i);
+const float *rn_macvec_floats(struct rn_macvec *v, uint32_t i, const uint8_t **fits);
 /* Round sign * mag * 2^lsb to fp32 (to nearest, ties to even); mag: n little-endian limbs. */
 float rn_round_f32(const uint64_t *mag, int n, int lsb, bool neg);
 

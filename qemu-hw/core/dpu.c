@@ -103,6 +103,12 @@ static float float_alu(const struct rn_alu_stage *s, float v, uint32_t mem_bits)
     return v;
 }
 
+/* x · 2^-sh; ldexpf's call skipped at 0, the usual shift */
+static float pow2(float x, uint32_t sh)
+{
+    return sh ? ldexpf(x, -(int)sh) : x;
+}
+
 /* Q18: the pipeline in fp32 — register operands are fp32 bits, multipliers fp16 bits. */
 float rn_dpu_float(const struct rn_conv *d, const struct rn_lut *lut, float v, uint32_t bias,
                    const int32_t *ew)
@@ -137,9 +143,9 @@ float rn_dpu_float(const struct rn_conv *d, const struct rn_lut *lut, float v, u
     {
         float scale = (float)(int16_t)(d->out_scale & 0xFFFF), off = (float)(int32_t)d->out_offset;
         if ((d->out_shift >> 31) & 1) {
-            v = ldexpf((v + off) * scale, -(int)RN_FX(d->out_shift, DPU, OUT_CVT_SHIFT, MINUS_EXP));
+            v = pow2(((v + off) * scale), RN_FX(d->out_shift, DPU, OUT_CVT_SHIFT, MINUS_EXP));
         } else {
-            v = ldexpf(v * scale, -(int)(d->out_shift & 0xFFF)) + off;
+            v = pow2(v * scale, d->out_shift & 0xFFF) + off;
         }
     }
     return v;

@@ -43,6 +43,17 @@ static void wide_pack(const int32_t *w, size_t nout, size_t kp, int32_t *packed,
     }
 }
 
+/* A step's 4 pixel rows from p0; past np, the first again (summed, never stored). Returns how
+ * many are real. */
+static inline size_t rows4(const int32_t *a, size_t lda, size_t np, size_t p0, const int32_t **r)
+{
+    size_t pn = np - p0 < 4 ? np - p0 : 4;
+    for (size_t i = 0; i < 4; i++) {
+        r[i] = a + (p0 + (i < pn ? i : 0)) * lda;
+    }
+    return pn;
+}
+
 /* ---- generic: rows as they are, 2 pixels x 4 outputs in registers; sums modulo 2^64 ---- */
 
 static size_t wgemm_size_generic(size_t nout, size_t kp)
@@ -110,9 +121,8 @@ AVX2 static void wgemm_avx2(const int32_t *a, size_t lda, size_t np, const int32
 {
     size_t nob = (no + 7) / 8;
     for (size_t p0 = 0; p0 < np; p0 += 4) {
-        size_t pn = np - p0 < 4 ? np - p0 : 4;
-        const int32_t *r0 = a + p0 * lda, *r1 = pn > 1 ? r0 + lda : r0;
-        const int32_t *r2 = pn > 2 ? r0 + 2 * lda : r0, *r3 = pn > 3 ? r0 + 3 * lda : r0;
+        const int32_t *r[4];
+        size_t pn = rows4(a, lda, np, p0, r);
         for (size_t ob = 0; ob < nob; ob++) {
             const int32_t *w = wp + ob * kp * 8;
             __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
@@ -120,16 +130,16 @@ AVX2 static void wgemm_avx2(const int32_t *a, size_t lda, size_t np, const int32
             for (size_t k = 0; k < kp; k++) {
                 __m256i b0 = _mm256_loadu_si256((const __m256i *)(w + 8 * k));
                 __m256i b1 = _mm256_srli_epi64(b0, 32), x;
-                x = _mm256_set1_epi32(r0[k]);
+                x = _mm256_set1_epi32(r[0][k]);
                 c00 = _mm256_add_epi64(c00, _mm256_mul_epi32(b0, x));
                 c01 = _mm256_add_epi64(c01, _mm256_mul_epi32(b1, x));
-                x = _mm256_set1_epi32(r1[k]);
+                x = _mm256_set1_epi32(r[1][k]);
                 c10 = _mm256_add_epi64(c10, _mm256_mul_epi32(b0, x));
                 c11 = _mm256_add_epi64(c11, _mm256_mul_epi32(b1, x));
-                x = _mm256_set1_epi32(r2[k]);
+                x = _mm256_set1_epi32(r[2][k]);
                 c20 = _mm256_add_epi64(c20, _mm256_mul_epi32(b0, x));
                 c21 = _mm256_add_epi64(c21, _mm256_mul_epi32(b1, x));
-                x = _mm256_set1_epi32(r3[k]);
+                x = _mm256_set1_epi32(r[3][k]);
                 c30 = _mm256_add_epi64(c30, _mm256_mul_epi32(b0, x));
                 c31 = _mm256_add_epi64(c31, _mm256_mul_epi32(b1, x));
             }
@@ -174,9 +184,8 @@ AVX512 static void wgemm_avx512(const int32_t *a, size_t lda, size_t np, const i
 {
     size_t nob = (no + 15) / 16;
     for (size_t p0 = 0; p0 < np; p0 += 4) {
-        size_t pn = np - p0 < 4 ? np - p0 : 4;
-        const int32_t *r0 = a + p0 * lda, *r1 = pn > 1 ? r0 + lda : r0;
-        const int32_t *r2 = pn > 2 ? r0 + 2 * lda : r0, *r3 = pn > 3 ? r0 + 3 * lda : r0;
+        const int32_t *r[4];
+        size_t pn = rows4(a, lda, np, p0, r);
         for (size_t ob = 0; ob < nob; ob += 2) {
             const int32_t *w0 = wp + ob * kp * 16, *w1 = ob + 1 < nob ? w0 + kp * 16 : w0;
             __m512i c[4][4];
@@ -188,16 +197,16 @@ AVX512 static void wgemm_avx512(const int32_t *a, size_t lda, size_t np, const i
             for (size_t k = 0; k < kp; k++) {
                 __m512i b0 = _mm512_loadu_si512(w0 + 16 * k), b1 = _mm512_srli_epi64(b0, 32);
                 __m512i b2 = _mm512_loadu_si512(w1 + 16 * k), b3 = _mm512_srli_epi64(b2, 32);
-                __m512i x = _mm512_set1_epi32(r0[k]);
+                __m512i x = _mm512_set1_epi32(r[0][k]);
                 MUL2(c[0][0], c[0][1], b0, b1, x);
                 MUL2(c[0][2], c[0][3], b2, b3, x);
-                x = _mm512_set1_epi32(r1[k]);
+                x = _mm512_set1_epi32(r[1][k]);
                 MUL2(c[1][0], c[1][1], b0, b1, x);
                 MUL2(c[1][2], c[1][3], b2, b3, x);
-                x = _mm512_set1_epi32(r2[k]);
+                x = _mm512_set1_epi32(r[2][k]);
                 MUL2(c[2][0], c[2][1], b0, b1, x);
                 MUL2(c[2][2], c[2][3], b2, b3, x);
-                x = _mm512_set1_epi32(r3[k]);
+                x = _mm512_set1_epi32(r[3][k]);
                 MUL2(c[3][0], c[3][1], b0, b1, x);
                 MUL2(c[3][2], c[3][3], b2, b3, x);
             }
@@ -244,9 +253,8 @@ static void wgemm_neon(const int32_t *a, size_t lda, size_t np, const int32_t *w
 {
     size_t nob = (no + 7) / 8;
     for (size_t p0 = 0; p0 < np; p0 += 4) {
-        size_t pn = np - p0 < 4 ? np - p0 : 4;
-        const int32_t *r0 = a + p0 * lda, *r1 = pn > 1 ? r0 + lda : r0;
-        const int32_t *r2 = pn > 2 ? r0 + 2 * lda : r0, *r3 = pn > 3 ? r0 + 3 * lda : r0;
+        const int32_t *r[4];
+        size_t pn = rows4(a, lda, np, p0, r);
         for (size_t ob = 0; ob < nob; ob++) {
             const int32_t *w = wp + ob * kp * 8;
             int64x2_t c0[4], c1[4], c2[4], c3[4];
@@ -255,10 +263,10 @@ static void wgemm_neon(const int32_t *a, size_t lda, size_t np, const int32_t *w
             }
             for (size_t k = 0; k < kp; k++) {
                 int32x4_t b0 = vld1q_s32(w + 8 * k), b1 = vld1q_s32(w + 8 * k + 4);
-                MLAL4(c0, b0, b1, r0[k]);
-                MLAL4(c1, b0, b1, r1[k]);
-                MLAL4(c2, b0, b1, r2[k]);
-                MLAL4(c3, b0, b1, r3[k]);
+                MLAL4(c0, b0, b1, r[0][k]);
+                MLAL4(c1, b0, b1, r[1][k]);
+                MLAL4(c2, b0, b1, r[2][k]);
+                MLAL4(c3, b0, b1, r[3][k]);
             }
             size_t o0 = ob * 8, n = no - o0 < 8 ? no - o0 : 8;
             int64x2_t *c[4] = { c0, c1, c2, c3 };

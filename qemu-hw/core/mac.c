@@ -3,9 +3,11 @@
  * Integers (int4, int16) multiply and sum exactly in 64 bits. Floats (fp16, bf16, tf32 — tf32
  * operands first lose their mantissa's low 13 bits, to nearest even) multiply exactly and sum
  * exactly, and the sum is rounded once to fp32, to nearest even: the model's reading of the
- * NVDLA-style wide accumulator (no measurement separates it from an fp32 adder tree). fp16 sums
- * in a 128-bit fixed point (every fp16 product is a multiple of 2^-48 below 2^32), bf16 and tf32
- * in a 640-bit one. Plain C loops: correctness first.
+ * NVDLA-style wide accumulator (no measurement separates it from an fp32 adder tree). The scalar
+ * sums here are the rule: a 64- or 128-bit fixed point when the terms' exponents allow it (fp16
+ * always fits 128 bits: its products are multiples of 2^-48 below 2^32), else a 640-bit one. The
+ * vector path (mac-vec.c) gets the same sums of a convolution from the GEMM kernels wherever it
+ * can show them exact, and leaves the others to these.
  */
 #include <math.h>
 #include <string.h>
@@ -13,7 +15,7 @@
 #include "conv.h"
 #include "fp16.h"
 
-enum mac_kind { MAC_INT, MAC_FP16, MAC_FLOAT };
+enum mac_kind { MAC_INT, MAC_FLOAT };
 
 typedef __int128 i128;
 typedef unsigned __int128 u128;
@@ -25,29 +27,49 @@ struct fop {
 
 enum { FIN = 0, PINF = 1, NINF = 2, FNAN = 3 };
 
-/* Decode raw float bits of the CNA precision into m·2^e (or a special). */
-static uint8_t fdecode(uint32_t raw, uint32_t prec, struct fop *f)
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORISE __attribute__((optimize("O3")))   /* whatever the build's -O (QEMU: -O2) */
+#else
+#define VECTORISE
+#endif
+
+/* Raw float elements to their fp32 bits, in place: exact, every fp16, bf16 and tf32 value is an
+ * fp32 one. fp16 without branches, so that it vectorises: a matmul's tile is as many elements as
+ * its MACs over the output width. */
+VECTORISE static void to_f32(int32_t *x, size_t n, uint32_t prec)
 {
-    uint32_t sign, ex, fr, ebits = 8, fbits, maxe;
-    int bias;
-    if (prec == RN_CNA_FP16) {
-        sign = raw >> 15, ex = (raw >> 10) & 0x1F, fr = raw & 0x3FF, ebits = 5, fbits = 10;
-        bias = 15;
-    } else if (prec == RN_CNA_BF16) {
-        sign = (raw >> 15) & 1, ex = (raw >> 7) & 0xFF, fr = raw & 0x7F, fbits = 7, bias = 127;
-    } else {   /* tf32: an fp32 container, mantissa rounded to 10 bits */
-        raw = rn_tf32_round(raw);
-        sign = raw >> 31, ex = (raw >> 23) & 0xFF, fr = (raw >> 13) & 0x3FF, fbits = 10;
-        bias = 127;
+    if (prec == RN_CNA_BF16) {
+        for (size_t i = 0; i < n; i++) {
+            x[i] = (int32_t)((uint32_t)x[i] << 16);
+        }
+    } else if (prec == RN_CNA_TF32) {   /* rounded to 10 bits */
+        for (size_t i = 0; i < n; i++) {
+            x[i] = (int32_t)rn_tf32_round((uint32_t)x[i]);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t r = (uint32_t)x[i], e = (r >> 10) & 0x1F, m = r & 0x3FF, v;
+            uint32_t normal = 0u - (e != 0), inf = 0u - (e == 0x1F);
+            float sub = (float)(int32_t)m * 0x1p-24f;   /* m · 2^-24, exactly */
+            memcpy(&v, &sub, 4);
+            v = (((e + 112) << 23 | m << 13) & normal) | (v & ~normal);
+            v = ((0x7F800000u | m << 13) & inf) | (v & ~inf);
+            x[i] = (int32_t)((r & 0x8000) << 16 | v);
+        }
     }
-    maxe = (1u << ebits) - 1;
-    if (ex == maxe) {
+}
+
+/* An element's fp32 bits u as m·2^e (or a special), m of fb + 1 bits: the precision's. */
+static uint8_t fop_of(uint32_t u, int fb, struct fop *f)
+{
+    uint32_t a = u & 0x7FFFFFFF, ex = a >> 23, sh = 23 - (uint32_t)fb;
+    uint32_t m = ((a & 0x7FFFFF) | (ex ? 0x800000u : 0)) >> sh;   /* the low bits are 0 */
+    if (ex == 0xFF) {
         f->m = 0, f->e = 0;
-        return fr ? FNAN : sign ? NINF : PINF;
+        return (a & 0x7FFFFF) ? FNAN : u >> 31 ? NINF : PINF;
     }
-    f->m = (int32_t)(ex ? fr | (1u << fbits) : fr);
-    f->e = (ex ? (int)ex : 1) - bias - (int)fbits;
-    f->m = sign ? -f->m : f->m;
+    f->m = u >> 31 ? -(int32_t)m : (int32_t)m;
+    f->e = (ex ? (int)ex : 1) - 150 + (int)sh;
     return FIN;
 }
 
@@ -149,16 +171,13 @@ static float acc_round(uint64_t *a)
 /* The result of a dot product with an inf or NaN operand (L: never probed): NaN for a NaN,
  * inf·0 or inf − inf, else the infinity. */
 static float special_dot(const struct fop *a, const uint8_t *fa, const struct fop *b,
-                         const uint8_t *fb, const int64_t *xa, const int64_t *xb, size_t n,
-                         size_t stride)
+                         const uint8_t *fb, size_t n, size_t stride)
 {
     bool pos = false, neg = false;
     for (size_t i = 0, k = 0; i < n; i++, k += stride) {
         uint8_t sa = fa[k], sb = fb[k];
-        bool za = !sa && (xa ? xa[k] == 0 : a[k].m == 0);
-        bool zb = !sb && (xb ? xb[k] == 0 : b[k].m == 0);
-        bool na = sa == NINF || (!sa && (xa ? xa[k] < 0 : a[k].m < 0));
-        bool nb = sb == NINF || (!sb && (xb ? xb[k] < 0 : b[k].m < 0));
+        bool za = !sa && a[k].m == 0, zb = !sb && b[k].m == 0;
+        bool na = sa == NINF || (!sa && a[k].m < 0), nb = sb == NINF || (!sb && b[k].m < 0);
         if (sa == FNAN || sb == FNAN || (sa && zb) || (sb && za)) {
             return NAN;
         }
@@ -174,35 +193,28 @@ static float special_dot(const struct fop *a, const uint8_t *fa, const struct fo
 
 /*
  * What a dot product needs to know of one operand vector: whether it holds an inf or NaN, and
- * (struct fop vectors) the exponent range of its nonzero finite elements (lo > hi: none).
+ * the exponent range of its nonzero finite elements (lo > hi: none).
  */
 struct erange {
     int lo, hi;
     bool special;
 };
 
-static struct erange exp_range(const struct fop *f, const uint8_t *flag, size_t n)
-{
-    struct erange r = { 1 << 20, -(1 << 20), false };
-    for (size_t i = 0; i < n; i++) {
-        r.special |= flag[i] != 0;
-        if (f && f[i].m) {
-            r.lo = f[i].e < r.lo ? f[i].e : r.lo;
-            r.hi = f[i].e > r.hi ? f[i].e : r.hi;
-        }
-    }
-    return r;
-}
+#define ERANGE_NONE { 1 << 20, -(1 << 20), false }
 
-struct mac {
-    const struct rn_conv *d;
-    enum mac_kind kind;
-    size_t esz;                  /* bytes of one decoded element */
-    void *tile, *w, *patch;      /* decoded: int32 (MAC_INT), int64 v·2^24 (fp16), struct fop */
-    uint8_t *tflag, *wflag, *pflag;
-    struct erange *wexp;         /* float conv: each kernel's specials and exponent range */
-    size_t hp, wp, taps, nk;
-};
+/* r widened by the n elements f[k], flag[k], k = i·stride */
+static void exp_range(struct erange *r, const struct fop *f, const uint8_t *flag, size_t n,
+                      size_t stride)
+{
+    int lo = r->lo, hi = r->hi;
+    bool special = r->special;
+    for (size_t i = 0, k = 0; i < n; i++, k += stride) {
+        special |= flag[k] != 0;
+        lo = f[k].m && f[k].e < lo ? f[k].e : lo;
+        hi = f[k].m && f[k].e > hi ? f[k].e : hi;
+    }
+    r->lo = lo, r->hi = hi, r->special = special;
+}
 
 /* Sum over n terms a[k]·b[k], k = i·stride: integers exactly, floats rounded once to fp32. */
 static int64_t dot_int(const int32_t *a, const int32_t *b, size_t n, size_t stride)
@@ -216,149 +228,136 @@ static int64_t dot_int(const int32_t *a, const int32_t *b, size_t n, size_t stri
 
 /*
  * Sum of n terms a[k]·b[k] (k = i·stride), exact, rounded once to fp32. ea, eb: what is known
- * of the operands (conv), or NULL (depthwise): then the flags are scanned here. A MAC_FLOAT sum
- * whose terms all lie within 2^24 (2^88) of each other takes a 64-bit (128-bit) fixed point
- * instead of the 640-bit one: the same exact value, faster.
+ * of the operands (conv), or NULL (depthwise): then they are scanned here. A sum whose terms all
+ * lie within 2^24 (2^88) of each other takes a 64-bit (128-bit) fixed point instead of the
+ * 640-bit one: the same exact value, faster.
  */
-static float dot_float(const struct mac *mc, const void *a, const uint8_t *fa, const void *b,
+static float dot_float(const struct fop *pa, const uint8_t *fa, const struct fop *pb,
                        const uint8_t *fb, size_t n, size_t stride, const struct erange *ea,
                        const struct erange *eb)
 {
-    bool special = ea && eb && (ea->special || eb->special);
-    for (size_t i = 0, k = 0; (!ea || !eb) && i < n && !special; i++, k += stride) {
-        special = fa[k] || fb[k];
+    struct erange ra = ERANGE_NONE, rb = ERANGE_NONE;
+    int lo, span;
+    if (!ea || !eb) {
+        exp_range(&ra, pa, fa, n, stride);
+        exp_range(&rb, pb, fb, n, stride);
+        ea = &ra, eb = &rb;
     }
-    if (mc->kind == MAC_FP16) {
-        const int64_t *xa = a, *xb = b;
+    if (ea->special || eb->special) {
+        return special_dot(pa, fa, pb, fb, n, stride);
+    }
+    if (ea->lo > ea->hi || eb->lo > eb->hi) {
+        return 0.0f;   /* every product is zero */
+    }
+    lo = ea->lo + eb->lo;
+    span = ea->hi + eb->hi - lo;
+    if (span <= 24) {
+        /* |products| < 2^(22 + span) · 2^lo, 2^16 of them: below 2^62 */
+        int64_t s64 = 0;
+        uint64_t mag[1];
+        for (size_t i = 0, k = 0; i < n; i++, k += stride) {
+            int64_t m = (int64_t)pa[k].m * pb[k].m;
+            if (m) {   /* zero terms' exponents are outside [lo, hi] */
+                s64 += (int64_t)((uint64_t)m << (pa[k].e + pb[k].e - lo));
+            }
+        }
+        mag[0] = s64 < 0 ? -(uint64_t)s64 : (uint64_t)s64;
+        return rn_round_f32(mag, 1, lo, s64 < 0);
+    }
+    if (span <= 88) {
+        /* |products| < 2^(22 + span) · 2^lo, 2^16 of them: below 2^126 */
         i128 s = 0;
         u128 u;
         uint64_t mag[2];
-        if (special) {
-            return special_dot(NULL, fa, NULL, fb, xa, xb, n, stride);
-        }
         for (size_t i = 0, k = 0; i < n; i++, k += stride) {
-            s += (i128)xa[k] * xb[k];
+            int64_t m = (int64_t)pa[k].m * pb[k].m;
+            if (m) {
+                s += (i128)m * ((i128)1 << (pa[k].e + pb[k].e - lo));
+            }
         }
         u = s < 0 ? -(u128)s : (u128)s;
         mag[0] = (uint64_t)u;
         mag[1] = (uint64_t)(u >> 64);
-        return rn_round_f32(mag, 2, -48, s < 0);
-    } else {
-        const struct fop *pa = a, *pb = b;
-        uint64_t acc[ACC_LIMBS] = { 0 };
-        if (special) {
-            return special_dot(pa, fa, pb, fb, NULL, NULL, n, stride);
-        }
-        if (ea && eb && (ea->lo > ea->hi || eb->lo > eb->hi)) {
-            return 0.0f;   /* every product is zero */
-        }
-        if (ea && eb && (ea->hi + eb->hi) - (ea->lo + eb->lo) <= 24) {
-            /* |products| < 2^(22 + span) · 2^lo, 2^16 of them: below 2^62 */
-            int lo = ea->lo + eb->lo;
-            int64_t s64 = 0;
-            uint64_t mag[1];
-            for (size_t i = 0, k = 0; i < n; i++, k += stride) {
-                int64_t m = (int64_t)pa[k].m * pb[k].m;
-                if (m) {   /* zero terms' exponents are outside [lo, hi] */
-                    s64 += (int64_t)((uint64_t)m << (pa[k].e + pb[k].e - lo));
-                }
-            }
-            mag[0] = s64 < 0 ? -(uint64_t)s64 : (uint64_t)s64;
-            return rn_round_f32(mag, 1, lo, s64 < 0);
-        }
-        if (ea && eb && (ea->hi + eb->hi) - (ea->lo + eb->lo) <= 88) {
-            /* |products| < 2^(22 + span) · 2^lo, 2^16 of them: below 2^126 */
-            int lo = ea->lo + eb->lo;
-            i128 s = 0;
-            u128 u;
-            uint64_t mag[2];
-            for (size_t i = 0, k = 0; i < n; i++, k += stride) {
-                int64_t m = (int64_t)pa[k].m * pb[k].m;
-                if (m) {
-                    s += (i128)m * ((i128)1 << (pa[k].e + pb[k].e - lo));
-                }
-            }
-            u = s < 0 ? -(u128)s : (u128)s;
-            mag[0] = (uint64_t)u;
-            mag[1] = (uint64_t)(u >> 64);
-            return rn_round_f32(mag, 2, lo, s < 0);
-        }
-        for (size_t i = 0, k = 0; i < n; i++, k += stride) {
-            int64_t m = (int64_t)pa[k].m * pb[k].m;
-            if (m) {
-                acc_add(acc, m, pa[k].e + pb[k].e);
-            }
-        }
-        return acc_round(acc);
+        return rn_round_f32(mag, 2, lo, s < 0);
     }
+    uint64_t acc[ACC_LIMBS] = { 0 };
+    for (size_t i = 0, k = 0; i < n; i++, k += stride) {
+        int64_t m = (int64_t)pa[k].m * pb[k].m;
+        if (m) {
+            acc_add(acc, m, pa[k].e + pb[k].e);
+        }
+    }
+    return acc_round(acc);
 }
 
-/* Decode n int32 elements (values or raw float bits) into the MAC's form. */
-static void decode(const struct mac *mc, const int32_t *src, void *dst, uint8_t *flag, size_t n)
-{
-    const struct rn_conv *d = mc->d;
-    for (size_t i = 0; i < n; i++) {
-        struct fop f = { 0, 0 };
-        uint8_t s;
-        if (mc->kind == MAC_INT) {
-            ((int32_t *)dst)[i] = src[i];
-            continue;
-        }
-        s = fdecode((uint32_t)src[i], d->prec, &f);
-        flag[i] = s;
-        if (mc->kind == MAC_FP16) {   /* fp16 values are multiples of 2^-24 below 2^16 */
-            ((int64_t *)dst)[i] = s ? 0 : (int64_t)f.m * ((int64_t)1 << (f.e + 24));
-        } else {
-            ((struct fop *)dst)[i] = f;
-        }
-    }
-}
+struct mac {
+    const struct rn_conv *d;
+    enum mac_kind kind;
+    int fb;                      /* floats: fraction bits of the precision */
+    int32_t *tile;               /* [hp][wp][ci]: integer values, or the floats' fp32 bits */
+    int32_t *w;                  /* [nk][kh·kw·ci] (depthwise [kh·kw][ci]), the same forms */
+    struct fop *wf, *patch;      /* floats: the weights, and one pixel's window, as m·2^e */
+    int32_t *ipatch;             /* integers: one pixel's window */
+    uint8_t *wflag, *pflag;
+    struct erange *wexp;         /* float conv: each kernel's specials and exponent range */
+    uint8_t *wready;             /* floats: kernel o's wf, wflag, wexp are decoded */
+    size_t hp, wp, taps, nk;
+};
 
 static bool setup(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                   struct mac *mc, struct rn_task_outcome *out)
 {
-    size_t ntile, nw;
-    int32_t *tile, *w;
+    size_t ntile, nw, np;
     mc->d = d;
-    mc->kind = !d->p.fp ? MAC_INT : d->prec == RN_CNA_FP16 ? MAC_FP16 : MAC_FLOAT;
-    mc->esz = mc->kind == MAC_INT ? 4 : 8;
+    mc->kind = d->p.fp ? MAC_FLOAT : MAC_INT;
+    mc->fb = rn_float_fbits(d->prec);
     mc->hp = (size_t)(d->ho - 1) * d->sy + d->kh;
     mc->wp = (size_t)(d->wo - 1) * d->sx + d->kw;
     mc->taps = (size_t)d->kh * d->kw;
     mc->nk = d->dw ? 1 : (d->k < d->co_calc ? d->k : d->co_calc);
     ntile = mc->hp * mc->wp * d->ci;
     nw = mc->nk * mc->taps * d->ci;
-    tile = rn_scratch(c, RN_BUF_INPUT, ntile * 4);
-    w = rn_scratch(c, RN_BUF_WPACK, nw * 4);
-    mc->tile = mc->kind == MAC_INT ? (void *)tile : rn_scratch(c, RN_BUF_WIDE, ntile * mc->esz);
-    mc->w = mc->kind == MAC_INT ? (void *)w : rn_scratch(c, RN_BUF_GEMMW, nw * mc->esz);
-    mc->patch = rn_scratch(c, RN_BUF_PATCH, mc->taps * d->ci * mc->esz);
-    mc->tflag = rn_scratch(c, RN_BUF_SUM, ntile);
+    np = mc->taps * d->ci;
+    mc->tile = rn_scratch(c, RN_BUF_INPUT, ntile * 4);
+    mc->w = rn_scratch(c, RN_BUF_WPACK, nw * 4);
+    mc->wf = rn_scratch(c, RN_BUF_GEMMW, nw * sizeof(struct fop));
+    mc->patch = rn_scratch(c, RN_BUF_PATCH, np * sizeof(struct fop));
+    mc->ipatch = (int32_t *)mc->patch;
     mc->wflag = rn_scratch(c, RN_BUF_OPERAND, nw);
-    mc->pflag = rn_scratch(c, RN_BUF_EW, mc->taps * d->ci);
-    mc->wexp = rn_scratch(c, RN_BUF_CHAIN, mc->nk * sizeof(struct erange));
-    if (!tile || !w || !mc->tile || !mc->w || !mc->patch || !mc->tflag || !mc->wflag ||
-        !mc->pflag || !mc->wexp) {
+    mc->pflag = rn_scratch(c, RN_BUF_EW, np);
+    mc->wexp = rn_scratch(c, RN_BUF_CHAIN, mc->nk * (sizeof(struct erange) + 1));
+    if (!mc->tile || !mc->w || !mc->wf || !mc->patch || !mc->wflag || !mc->pflag || !mc->wexp) {
         out->error |= RN_ERR_DMA_READ;
         return false;
     }
-    if (!rn_cna_fetch_wide(c, m, d, tile, (uint32_t)mc->hp, (uint32_t)mc->wp, out) ||
-        !rn_cna_weights_wide(c, m, d, w, (uint32_t)mc->nk, out)) {
+    if (!rn_cna_fetch_wide(c, m, d, mc->tile, (uint32_t)mc->hp, (uint32_t)mc->wp, out) ||
+        !rn_cna_weights_wide(c, m, d, mc->w, (uint32_t)mc->nk, out)) {
         return false;
     }
-    memset(mc->tflag, 0, ntile);
-    memset(mc->wflag, 0, nw);
-    memset(mc->pflag, 0, mc->taps * d->ci);
-    if (mc->kind != MAC_INT) {
-        decode(mc, tile, mc->tile, mc->tflag, ntile);
-        decode(mc, w, mc->w, mc->wflag, nw);
+    mc->wready = (uint8_t *)(mc->wexp + mc->nk);
+    memset(mc->wready, 0, mc->nk);
+    if (mc->kind == MAC_INT) {
+        return true;
     }
-    for (size_t o = 0; mc->kind != MAC_INT && !d->dw && o < mc->nk; o++) {
-        size_t n = mc->taps * d->ci;
-        mc->wexp[o] = exp_range(mc->kind == MAC_FLOAT ? (const struct fop *)mc->w + o * n : NULL,
-                                mc->wflag + o * n, n);
-    }
+    to_f32(mc->tile, ntile, d->prec);
+    to_f32(mc->w, nw, d->prec);
     return true;
+}
+
+/* Kernel o's weights as the scalar sums take them (m·2^e, range), decoded on first use: the
+ * vector path seldom needs them. */
+static void wrow(struct mac *mc, size_t o)
+{
+    size_t n = mc->taps * mc->d->ci, at = o * n;
+    if (mc->wready[o]) {
+        return;
+    }
+    for (size_t i = at; i < at + n; i++) {
+        mc->wflag[i] = fop_of((uint32_t)mc->w[i], mc->fb, &mc->wf[i]);
+    }
+    mc->wexp[o] = (struct erange)ERANGE_NONE;
+    exp_range(&mc->wexp[o], mc->wf + at, mc->wflag + at, n, 1);
+    mc->wready[o] = 1;
 }
 
 /* Copy the window of output pixel (y, x) into the patch: [kh·kw][ci]. */
@@ -367,11 +366,13 @@ static void gather(const struct mac *mc, uint32_t y, uint32_t x)
     const struct rn_conv *d = mc->d;
     size_t row = (size_t)d->kw * d->ci;
     for (uint32_t ky = 0; ky < d->kh; ky++) {
-        size_t at = (((size_t)y * d->sy + ky) * mc->wp + (size_t)x * d->sx) * d->ci;
-        memcpy((uint8_t *)mc->patch + ky * row * mc->esz, (const uint8_t *)mc->tile + at * mc->esz,
-               row * mc->esz);
-        if (mc->kind != MAC_INT) {
-            memcpy(mc->pflag + ky * row, mc->tflag + at, row);
+        const int32_t *src = mc->tile + rn_window_at(d, mc->wp, y, x, ky);
+        if (mc->kind == MAC_INT) {
+            memcpy(mc->ipatch + ky * row, src, row * 4);
+            continue;
+        }
+        for (size_t j = 0; j < row; j++) {
+            mc->pflag[ky * row + j] = fop_of((uint32_t)src[j], mc->fb, &mc->patch[ky * row + j]);
         }
     }
 }
@@ -403,81 +404,133 @@ static bool cacc_setup(struct rn_core *c, const struct rn_conv *d, struct cacc *
     return true;
 }
 
+/* What the outputs of a task need besides the MAC. */
+struct post {
+    int32_t *bias, *ew;
+    struct cacc k;
+    size_t npix;
+    uint32_t cc;   /* computed channels with a sum: later ones sum to 0 (Q11) */
+};
+
+/* Integer output o of pixel pix at dst: the raw accumulator's residue, the DPU, the store. */
+static void out_int(const struct rn_conv *d, const struct post *q, uint8_t *dst, size_t pix,
+                    uint32_t o, int64_t acc, int64_t ws)
+{
+    const int32_t *e = q->ew ? &q->ew[(size_t)o * q->npix + pix] : NULL;
+    int64_t ev = e ? *e : 0;
+    if (q->k.cur) {   /* the raw accumulator (QD_EN 0): the CACC residue */
+        if (q->k.prev && pix < q->k.prev_pixels) {
+            acc = rn_sat32(acc + q->k.prev[pix * 32 + o % 32]);
+        }
+        q->k.cur[pix * 32 + o % 32] = (int32_t)acc;
+    }
+    rn_out_store(dst, rn_dpu_value(d, acc, ws, q->bias ? q->bias[o] : 0, e ? &ev : NULL),
+                 d->out_prec);
+}
+
+static void out_float(const struct rn_conv *d, const struct post *q, uint8_t *dst, size_t pix,
+                      uint32_t o, float v)
+{
+    const int32_t *e = q->ew ? &q->ew[(size_t)o * q->npix + pix] : NULL;
+    rn_float_store(dst, rn_dpu_float(d, NULL, v, q->bias ? (uint32_t)q->bias[o] : 0, e),
+                   d->out_prec);
+}
+
+/*
+ * Output pixel (y, x): every channel. vec: the vector path, its block holding the pixel as the
+ * i-th, or NULL; it gives every integer sum, and the float sums it can show exact.
+ */
+static void pixel(struct mac *mc, struct rn_macvec *vec, const struct post *q, void *obuf,
+                  uint32_t y, uint32_t x, uint32_t i)
+{
+    const struct rn_conv *d = mc->d;
+    size_t pix = (size_t)y * d->wo + x, n = d->dw ? mc->taps : mc->taps * d->ci;
+    size_t stride = d->dw ? d->ci : 1;
+    bool gathered = false;
+    struct erange pe = ERANGE_NONE;
+    int64_t wsum = 0;
+    const int64_t *vsum = vec && mc->kind == MAC_INT ? rn_macvec_sums(vec, i) : NULL;
+    const uint8_t *fits = NULL;
+    const float *vf = vec && mc->kind == MAC_FLOAT ? rn_macvec_floats(vec, i, &fits) : NULL;
+    uint8_t *dst = rn_obuf_at(obuf, d, 0, pix);   /* output o: lane o % C2 of surface o / C2 */
+    for (uint32_t o = 0, lane = 0; o < d->co_calc; o++, dst += d->out_bytes) {
+        size_t off = d->dw ? o : 0, wo_ = d->dw ? o : (size_t)o * n;
+        if (lane++ == rn_c2o(d)) {
+            lane = 1;
+            dst += q->npix * 16 - 16;
+        }
+        if (vsum) {
+            out_int(d, q, dst, pix, o, o < q->cc ? vsum[o] : 0, rn_macvec_wsum(vec, i));
+            continue;
+        }
+        if (o >= q->cc || (vf && fits[o])) {
+            out_float(d, q, dst, pix, o, o < q->cc ? vf[o] : 0.0f);
+            continue;
+        }
+        if (!gathered) {
+            gather(mc, y, x);
+            if (mc->kind == MAC_FLOAT && !d->dw) {
+                exp_range(&pe, mc->patch, mc->pflag, n, 1);
+            }
+            for (size_t t = 0; mc->kind == MAC_INT && !d->dw && t < n; t++) {
+                wsum += mc->ipatch[t];
+            }
+            gathered = true;
+        }
+        if (mc->kind == MAC_INT) {   /* the scalar integer sums (tests) */
+            int64_t ws = d->dw ? 0 : wsum;
+            for (size_t t = 0; d->dw && t < n; t++) {   /* the channel's window */
+                ws += mc->ipatch[t * d->ci + o];
+            }
+            out_int(d, q, dst, pix, o, dot_int(mc->ipatch + off, mc->w + wo_, n, stride), ws);
+        } else {
+            wrow(mc, d->dw ? 0 : o);
+            out_float(d, q, dst, pix, o,
+                      dot_float(mc->patch + off, mc->pflag + off, mc->wf + wo_, mc->wflag + wo_,
+                                n, stride, d->dw ? NULL : &pe, d->dw ? NULL : &mc->wexp[o]));
+        }
+    }
+}
+
+bool rn_mac_scalar_only;
+
 bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d, void *obuf,
                  struct rn_task_outcome *out)
 {
     struct mac mc;
-    struct cacc k;
-    int32_t *bias = NULL, *ew = NULL;
-    size_t npix = (size_t)d->wo * d->ho, n;
-    uint32_t cc;
+    struct rn_macvec *vec = NULL;
+    struct post q = { NULL, NULL, { NULL, NULL, 0 }, (size_t)d->wo * d->ho, 0 };
+    size_t block;
 
-    if (!setup(c, m, d, &mc, out) || !rn_fetch_bias(c, m, d, &bias, out) ||
-        !cacc_setup(c, d, &k, out)) {
+    if (!setup(c, m, d, &mc, out) || !rn_fetch_bias(c, m, d, &q.bias, out) ||
+        !cacc_setup(c, d, &q.k, out)) {
         return false;
     }
-    if (d->ew_operand) {
-        ew = rn_scratch(c, RN_BUF_EW32, (size_t)d->co_calc * npix * sizeof(int32_t));
-        if (!ew || !rn_fetch_ew_wide(c, m, d, ew, out)) {
-            out->error |= ew ? 0 : RN_ERR_DMA_READ;
+    if (!d->dw && !rn_mac_scalar_only) {
+        vec = rn_macvec_setup(c, d, mc.w, (uint32_t)mc.nk, out);
+        if (!vec) {
             return false;
         }
     }
-    n = d->dw ? mc.taps : mc.taps * d->ci;
+    if (d->ew_operand) {
+        q.ew = rn_scratch(c, RN_BUF_EW32, (size_t)d->co_calc * q.npix * sizeof(int32_t));
+        if (!q.ew || !rn_fetch_ew_wide(c, m, d, q.ew, out)) {
+            out->error |= q.ew ? 0 : RN_ERR_DMA_READ;
+            return false;
+        }
+    }
     /* depthwise channels past DATAIN_CHANNEL, and kernels past WEIGHT_KERNELS, sum to 0 (Q11) */
-    cc = d->dw ? (d->ci < d->co_calc ? d->ci : d->co_calc) : (uint32_t)mc.nk;
-    for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
-        for (uint32_t x = 0; x < d->wo; x++) {
-            size_t pix = (size_t)y * d->wo + x;
-            int64_t wsum = 0;
-            struct erange pe = { 0, 0, false };
-            bool ranged = mc.kind != MAC_INT && !d->dw;
-            gather(&mc, y, x);
-            if (ranged) {
-                pe = exp_range(mc.kind == MAC_FLOAT ? mc.patch : NULL, mc.pflag, n);
-            }
-            if (mc.kind == MAC_INT && !d->dw) {
-                for (size_t i = 0; i < n; i++) {
-                    wsum += ((const int32_t *)mc.patch)[i];
-                }
-            }
-            for (uint32_t o = 0; o < d->co_calc; o++) {
-                size_t off = d->dw ? o : 0, wo_ = d->dw ? o : (size_t)o * n;
-                size_t stride = d->dw ? d->ci : 1;
-                const int32_t *e = ew ? &ew[(size_t)o * npix + pix] : NULL;
-                uint8_t *dst = rn_obuf_at(obuf, d, o, pix);
-                if (mc.kind == MAC_INT) {
-                    int64_t acc = 0, ws = wsum, ev = e ? *e : 0;
-                    if (o < cc) {
-                        acc = dot_int((const int32_t *)mc.patch + off, (const int32_t *)mc.w + wo_,
-                                      n, stride);
-                    }
-                    if (d->dw) {
-                        ws = 0;
-                        for (size_t t = 0; o < cc && t < mc.taps; t++) {
-                            ws += ((const int32_t *)mc.patch)[t * d->ci + o];
-                        }
-                    }
-                    if (k.cur) {   /* the raw accumulator (QD_EN 0): the CACC residue */
-                        if (k.prev && pix < k.prev_pixels) {
-                            acc = rn_sat32(acc + k.prev[pix * 32 + o % 32]);
-                        }
-                        k.cur[pix * 32 + o % 32] = (int32_t)acc;
-                    }
-                    rn_out_store(dst, rn_dpu_value(d, acc, ws, bias ? bias[o] : 0, e ? &ev : NULL),
-                                 d->out_prec);
-                } else {
-                    float v = 0.0f;
-                    if (o < cc) {
-                        v = dot_float(&mc, (const uint8_t *)mc.patch + off * mc.esz,
-                                      mc.pflag + off, (const uint8_t *)mc.w + wo_ * mc.esz,
-                                      mc.wflag + wo_, n, stride, ranged ? &pe : NULL,
-                                      ranged ? &mc.wexp[o] : NULL);
-                    }
-                    rn_float_store(dst, rn_dpu_float(d, NULL, v, bias ? (uint32_t)bias[o] : 0, e),
-                                   d->out_prec);
-                }
-            }
+    q.cc = d->dw ? (d->ci < d->co_calc ? d->ci : d->co_calc) : (uint32_t)mc.nk;
+    /* blocks of output pixels in rows of Wo (a row-major matmul has Wo 1) */
+    block = vec ? RN_MACVEC_PIXELS : 1;
+    for (size_t p0 = 0; p0 < q.npix && !c->cancel; p0 += block) {
+        uint32_t np = q.npix - p0 < block ? (uint32_t)(q.npix - p0) : (uint32_t)block;
+        if (vec) {
+            rn_macvec_block(vec, d, mc.tile, mc.wp, p0, np);
+        }
+        for (uint32_t i = 0; i < np; i++) {
+            pixel(&mc, vec, &q, obuf, (uint32_t)((p0 + i) / d->wo),
+                  (uint32_t)((p0 + i) % d->wo), i);
         }
     }
     return true;

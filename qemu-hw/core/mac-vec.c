@@ -1,0 +1,317 @@
+/*
+ * The CORE MAC's vector path (HARDWARE-UNKNOWNS Q19; the rule is mac.c's scalar sums): the sums
+ * of a dense convolution from the GEMM kernels (kernels.h), RN_MACVEC_PIXELS output pixels at a
+ * time.
+ *
+ * Floats: an operand vector (a pixel's window, a kernel's weights) becomes an int32 row, each
+ * element x · 2^-lo with lo the weight of the lowest mantissa bit of its smallest nonzero
+ * element: an exact integer, below 2^bits with bits = mantissa bits + the span of its elements'
+ * exponents; a vector with an inf or NaN, or bits > 31, is no row. A pair of rows whose bits and
+ * the log2 of the products a K slice sums (VEC_K) add to at most 63 sums exactly in the int64 of
+ * rn_wgemm(), the slices add in 128 bits, and the exact sum is rounded once as rn_round_f32()
+ * would. Every other pair is mac.c's to sum.
+ * int16: the values as rows (sums below 2^46). int4: the values + 128 as the int8 GEMM's bytes
+ * (sums below 2^27), less 128 times each kernel's weight sum.
+ */
+#include <string.h>
+
+#include "conv.h"
+#include "fp16.h"
+#include "kernels.h"
+
+/* The scans below want the vectoriser whatever the including build's -O level (QEMU uses -O2). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+typedef __int128 i128;
+typedef unsigned __int128 u128;
+
+#define VEC_K 256      /* products per rn_wgemm() call and sum */
+#define VEC_LOG_K 8
+
+enum vkind { V_INT16, V_INT4, V_FLOAT };
+
+struct vwin {          /* a float vector as a row: value = row · 2^lo, |row| < 2^bits */
+    int lo, bits;
+    bool ok;           /* no inf or NaN, and bits <= 31 */
+};
+
+struct rn_macvec {
+    enum vkind kind;
+    int fb, lsb, lg;           /* fraction bits, lowest bit's exponent; log2 of the most
+                                * products one slice sums */
+    size_t n, kp, nk, nout, slices, slice_bytes;
+    void *wpk;                 /* weights: rn_wgemm_pack()'s per K slice, or rn_gemm_pack()'s */
+    void *rows;                /* RN_MACVEC_PIXELS rows of kp: int32, or bytes (int4) */
+    void *acc;                 /* [pixel][nout]: int64 (rn_wgemm), int32 (rn_gemm_u8s8) */
+    i128 *sum;                 /* [pixel][nk]: float sums over several slices */
+    struct vwin *ww;           /* floats: each kernel's row */
+    int32_t *wsum;             /* int4: each kernel's weight sum */
+    int64_t *out;              /* a pixel's nk sums (int4) or floats, as handed out */
+    uint8_t *fits;             /* floats: which of them the kernels summed exactly */
+    struct vwin pw[RN_MACVEC_PIXELS];
+    int64_t psum[RN_MACVEC_PIXELS];   /* integers: each pixel's window sum (CPEND) */
+};
+
+/* ---- floats as rows ---- */
+
+/* 2^e as fp32, for -126 <= e <= 127 */
+static float pow2f(int e)
+{
+    uint32_t bits = (uint32_t)(127 + e) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Biased exponents of the nonzero ones among n fp32 elements (subnormals count as 1), merged
+ * into [*emin, *emax]; *special: an inf or NaN among them. */
+static void scan(const int32_t *u, size_t n, int32_t *emin, int32_t *emax, int32_t *special)
+{
+    int32_t lo = *emin, hi = *emax, sp = *special;
+    for (size_t i = 0; i < n; i++) {   /* written as plain min, max and or: it vectorises */
+        int32_t a = u[i] & 0x7FFFFFFF, e = (a >> 23) + (a > 0 && a < 0x800000);
+        int32_t el = a ? e : 0xFF;
+        lo = el < lo ? el : lo;
+        hi = e > hi ? e : hi;
+        sp |= e == 0xFF;
+    }
+    *emin = lo, *emax = hi, *special = sp;
+}
+
+/* lsb: the weight of the precision's lowest bit (fp16 2^-24: its subnormals are fp32 normals) */
+static struct vwin win_of(int32_t emin, int32_t emax, int32_t special, int fb, int lsb)
+{
+    struct vwin w = { 0, 0, !special };
+    if (emin <= emax) {   /* else: no nonzero element, a row of zeros */
+        w.lo = emin - 127 - fb > lsb ? emin - 127 - fb : lsb;
+        w.bits = emax - 126 - w.lo;   /* |x| < 2^(emax - 126) */
+        w.ok = w.ok && w.bits <= 31;
+    }
+    return w;
+}
+
+/* dst[i] = u[i] · 2^-lo: exact integers, the elements of a row's vector (below 2^31). In two
+ * float products, exact both: 2^-lo may pass fp32's range, x · 2^min(-lo, 127) does not. */
+static void to_row(const int32_t *u, size_t n, int lo, int32_t *dst)
+{
+    float s1 = pow2f(-lo < 127 ? -lo : 127), s2 = pow2f(-lo < 127 ? 0 : -lo - 127);
+    for (size_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, &u[i], 4);
+        dst[i] = (int32_t)(x * s1 * s2);
+    }
+}
+
+/* s · 2^lsb rounded once to fp32, as rn_round_f32() does it */
+static float round_sum(i128 s, int lsb)
+{
+    u128 u = s < 0 ? -(u128)s : (u128)s;
+    uint64_t mag[2] = { (uint64_t)u, (uint64_t)(u >> 64) };
+    if (u && !(u >> 63)) {
+        int b = 64 - __builtin_clzll(mag[0]);
+        if (b - 1 + lsb >= -126 && b + lsb <= 127) {
+            /* a normal result: the conversion is the one rounding (to nearest even, 24 bits
+             * from the leading one: what rn_round_f32 keeps above 2^-126), and 2^lsb only
+             * moves the exponent */
+            float f = (float)(int64_t)s;
+            uint32_t bits;
+            memcpy(&bits, &f, 4);
+            bits += (uint32_t)lsb << 23;
+            memcpy(&f, &bits, 4);
+            return f;
+        }
+    }
+    return rn_round_f32(mag, 2, lsb, s < 0);
+}
+
+/* ---- setup: the weights, once per task ---- */
+
+static size_t align16(size_t x)
+{
+    return (x + 15) & ~(size_t)15;
+}
+
+/* The weights of the int8 GEMM, zero-padded to kp, and their sums. */
+static void setup_int4(struct rn_macvec *v, const int32_t *w, int8_t *w8)
+{
+    memset(w8, 0, v->nout * v->kp);
+    for (size_t o = 0; o < v->nk; o++) {
+        v->wsum[o] = 0;
+        for (size_t i = 0; i < v->n; i++) {
+            w8[o * v->kp + i] = (int8_t)w[o * v->n + i];
+            v->wsum[o] += w[o * v->n + i];
+        }
+    }
+    rn_gemm_pack(w8, v->nout, v->kp, v->wpk);
+}
+
+/* Each kernel's row, cut in K slices, each slice packed. */
+static void setup_float(struct rn_macvec *v, const int32_t *w, int32_t *tmp)
+{
+    for (size_t o = 0; o < v->nk; o++) {
+        int32_t emin = 0xFF, emax = 0, sp = 0;
+        scan(w + o * v->n, v->n, &emin, &emax, &sp);
+        v->ww[o] = win_of(emin, emax, sp, v->fb, v->lsb);
+    }
+    for (size_t sl = 0; sl < v->slices; sl++) {
+        size_t k0 = sl * VEC_K, kc = v->n - k0 < VEC_K ? v->n - k0 : VEC_K;
+        for (size_t o = 0; o < v->nk; o++) {
+            if (v->ww[o].ok) {
+                to_row(w + o * v->n + k0, kc, v->ww[o].lo, tmp + o * kc);
+            } else {
+                memset(tmp + o * kc, 0, kc * 4);
+            }
+        }
+        rn_wgemm_pack(tmp, v->nk, kc, (int32_t *)((uint8_t *)v->wpk + sl * v->slice_bytes));
+    }
+}
+
+struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, const int32_t *w,
+                                  uint32_t nk, struct rn_task_outcome *out)
+{
+    struct rn_macvec *v;
+    size_t n = (size_t)d->kh * d->kw * d->ci, head = align16(sizeof(*v)), kp, nout, slices;
+    enum vkind kind = d->p.fp ? V_FLOAT : d->prec == RN_CNA_INT4 ? V_INT4 : V_INT16;
+    void *tmp;
+    kp = kind == V_INT4 ? (n + RN_KP_ALIGN - 1) / RN_KP_ALIGN * RN_KP_ALIGN : n;
+    nout = kind == V_INT4 ? (nk + 3) / 4 * 4 : nk;
+    slices = kind == V_FLOAT ? (n + VEC_K - 1) / VEC_K : 1;
+    v = rn_scratch(c, RN_BUF_VSUM, head + (RN_MACVEC_PIXELS + 2) * nk * sizeof(i128));
+    tmp = rn_scratch(c, RN_BUF_VTMP, nout * kp * 4);
+    if (!v || !tmp) {
+        out->error |= RN_ERR_DMA_READ;
+        return NULL;
+    }
+    memset(v, 0, sizeof(*v));
+    v->kind = kind;
+    v->fb = rn_float_fbits(d->prec);
+    v->lsb = d->prec == RN_CNA_FP16 ? -24 : 1 - 127 - v->fb;
+    v->n = n, v->kp = kp, v->nk = nk, v->nout = nout, v->slices = slices;
+    while (v->lg < VEC_LOG_K && ((size_t)1 << v->lg) < n) {
+        v->lg++;
+    }
+    v->sum = (i128 *)((uint8_t *)v + head);
+    v->ww = (struct vwin *)(v->sum + RN_MACVEC_PIXELS * nk);   /* nk entries of 16 bytes */
+    v->wsum = (int32_t *)v->ww;
+    v->out = (int64_t *)(v->sum + (RN_MACVEC_PIXELS + 1) * nk);   /* and 8 more */
+    v->fits = (uint8_t *)(v->out + nk);
+    v->slice_bytes = kind == V_INT4 ? rn_gemm_packed_size(nout, kp)
+                   : rn_wgemm_packed_size(nk, slices > 1 ? VEC_K : n);
+    v->wpk = rn_scratch(c, RN_BUF_VPACK, slices * v->slice_bytes);
+    v->rows = rn_scratch(c, RN_BUF_VROWS, RN_MACVEC_PIXELS * kp * 4);
+    v->acc = rn_scratch(c, RN_BUF_ACC, RN_MACVEC_PIXELS * nout * 8);
+    if (!v->wpk || !v->rows || !v->acc) {
+        out->error |= RN_ERR_DMA_READ;
+        return NULL;
+    }
+    memset(v->rows, 0, RN_MACVEC_PIXELS * kp * 4);   /* int4: the pad bytes past n */
+    if (kind == V_INT4) {
+        setup_int4(v, w, tmp);
+    } else if (kind == V_INT16) {
+        rn_wgemm_pack(w, nk, n, v->wpk);
+    } else {
+        setup_float(v, w, tmp);
+    }
+    return v;
+}
+
+/* ---- a block of pixels ---- */
+
+/* Pixel i's window (kh rows of kw·ci elements at the tile's `at`) as its GEMM row. */
+static void row_of(struct rn_macvec *v, uint32_t i, const int32_t *tile, const size_t *at,
+                   uint32_t kh, size_t seg)
+{
+    int32_t emin = 0xFF, emax = 0, sp = 0;
+    int64_t s = 0;
+    for (uint32_t ky = 0; ky < kh; ky++) {
+        const int32_t *src = tile + at[ky];
+        if (v->kind == V_FLOAT) {
+            scan(src, seg, &emin, &emax, &sp);
+        } else if (v->kind == V_INT4) {
+            uint8_t *dst = (uint8_t *)v->rows + i * v->kp + ky * seg;
+            for (size_t j = 0; j < seg; j++) {
+                dst[j] = (uint8_t)(src[j] + 128);
+                s += src[j];
+            }
+        } else {
+            memcpy((int32_t *)v->rows + i * v->kp + ky * seg, src, seg * 4);
+            for (size_t j = 0; j < seg; j++) {
+                s += src[j];
+            }
+        }
+    }
+    v->psum[i] = s;
+    if (v->kind != V_FLOAT) {
+        return;
+    }
+    v->pw[i] = win_of(emin, emax, sp, v->fb, v->lsb);
+    for (uint32_t ky = 0; ky < kh; ky++) {
+        int32_t *dst = (int32_t *)v->rows + i * v->kp + ky * seg;
+        if (v->pw[i].ok) {
+            to_row(tile + at[ky], seg, v->pw[i].lo, dst);
+        } else {
+            memset(dst, 0, seg * 4);
+        }
+    }
+}
+
+void rn_macvec_block(struct rn_macvec *v, const struct rn_conv *d, const int32_t *tile, size_t wp,
+                     size_t p0, uint32_t np)
+{
+    size_t at[32];   /* kh <= 32 (WEIGHT_HEIGHT is 5 bits) */
+    for (uint32_t i = 0; i < np; i++) {
+        uint32_t y = (uint32_t)((p0 + i) / d->wo), x = (uint32_t)((p0 + i) % d->wo);
+        for (uint32_t ky = 0; ky < d->kh; ky++) {
+            at[ky] = rn_window_at(d, wp, y, x, ky);
+        }
+        row_of(v, i, tile, at, d->kh, (size_t)d->kw * d->ci);
+    }
+    if (v->kind == V_INT4) {
+        rn_gemm_u8s8(v->rows, np, v->wpk, v->nout, v->kp, v->acc);
+        return;
+    }
+    for (size_t sl = 0; sl < v->slices; sl++) {
+        size_t k0 = sl * VEC_K, kc = v->n - k0 < VEC_K ? v->n - k0 : VEC_K;
+        const int64_t *acc = v->acc;
+        rn_wgemm((const int32_t *)v->rows + k0, v->kp, np,
+                 (const int32_t *)((const uint8_t *)v->wpk + sl * v->slice_bytes), v->nk, kc,
+                 v->acc);
+        for (size_t j = 0; v->slices > 1 && j < np * v->nk; j++) {
+            v->sum[j] = (sl ? v->sum[j] : 0) + acc[j];
+        }
+    }
+}
+
+const int64_t *rn_macvec_sums(struct rn_macvec *v, uint32_t i)
+{
+    const int32_t *acc = (const int32_t *)v->acc + i * v->nout;
+    if (v->kind != V_INT4) {
+        return (const int64_t *)v->acc + i * v->nout;
+    }
+    for (size_t o = 0; o < v->nk; o++) {   /* undo the + 128 of the bytes */
+        v->out[o] = acc[o] - 128 * (int64_t)v->wsum[o];
+    }
+    return v->out;
+}
+
+int64_t rn_macvec_wsum(const struct rn_macvec *v, uint32_t i)
+{
+    return v->psum[i];
+}
+
+const float *rn_macvec_floats(struct rn_macvec *v, uint32_t i, const uint8_t **fits)
+{
+    const struct vwin *a = &v->pw[i];
+    float *f = (float *)v->out;
+    for (size_t o = 0; o < v->nk; o++) {
+        const struct vwin *b = &v->ww[o];
+        size_t j = i * v->nk + o;
+        v->fits[o] = a->ok && b->ok && a->bits + b->bits + v->lg <= 63;
+        f[o] = !v->fits[o] ? 0.0f
+             : round_sum(v->slices > 1 ? v->sum[j] : ((const int64_t *)v->acc)[j], a->lo + b->lo);
+    }
+    *fits = v->fits;
+    return f;
+}
