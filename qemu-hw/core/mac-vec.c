@@ -41,7 +41,8 @@ struct rn_macvec {
     enum vkind kind;
     int fb, lsb, lg;           /* fraction bits, lowest bit's exponent; log2 of the most
                                 * products one slice sums */
-    size_t n, kp, nk, nout, slices, slice_bytes;
+    size_t n, kp, nk, nout;
+    size_t ks, slices, slice_bytes;   /* K slices: ks elements (the last one fewer) */
     void *wpk;                 /* weights: rn_wgemm_pack()'s per K slice, or rn_gemm_pack()'s */
     void *rows;                /* RN_MACVEC_PIXELS rows of kp: int32, or bytes (int4) */
     void *acc;                 /* [pixel][nout]: int64 (rn_wgemm), int32 (rn_gemm_u8s8) */
@@ -156,7 +157,7 @@ static void setup_float(struct rn_macvec *v, const int32_t *w, int32_t *tmp)
         v->ww[o] = win_of(emin, emax, sp, v->fb, v->lsb);
     }
     for (size_t sl = 0; sl < v->slices; sl++) {
-        size_t k0 = sl * VEC_K, kc = v->n - k0 < VEC_K ? v->n - k0 : VEC_K;
+        size_t k0 = sl * v->ks, kc = v->n - k0 < v->ks ? v->n - k0 : v->ks;
         for (size_t o = 0; o < v->nk; o++) {
             if (v->ww[o].ok) {
                 to_row(w + o * v->n + k0, kc, v->ww[o].lo, tmp + o * kc);
@@ -172,12 +173,13 @@ struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, co
                                   uint32_t nk, struct rn_task_outcome *out)
 {
     struct rn_macvec *v;
-    size_t n = (size_t)d->kh * d->kw * d->ci, head = align16(sizeof(*v)), kp, nout, slices;
+    size_t n = (size_t)d->kh * d->kw * d->ci, head = align16(sizeof(*v)), kp, nout, ks, slices;
     enum vkind kind = d->p.fp ? V_FLOAT : d->prec == RN_CNA_INT4 ? V_INT4 : V_INT16;
     void *tmp;
     kp = kind == V_INT4 ? (n + RN_KP_ALIGN - 1) / RN_KP_ALIGN * RN_KP_ALIGN : n;
     nout = kind == V_INT4 ? (nk + 3) / 4 * 4 : nk;
-    slices = kind == V_FLOAT ? (n + VEC_K - 1) / VEC_K : 1;
+    ks = kind == V_FLOAT ? VEC_K : n;   /* integers: one slice, exact in int64 */
+    slices = (n + ks - 1) / ks;
     v = rn_scratch(c, RN_BUF_VSUM, head + (RN_MACVEC_PIXELS + 2) * nk * sizeof(i128));
     tmp = rn_scratch(c, RN_BUF_VTMP, nout * kp * 4);
     if (!v || !tmp) {
@@ -188,7 +190,7 @@ struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, co
     v->kind = kind;
     v->fb = rn_float_fbits(d->prec);
     v->lsb = d->prec == RN_CNA_FP16 ? -24 : 1 - 127 - v->fb;
-    v->n = n, v->kp = kp, v->nk = nk, v->nout = nout, v->slices = slices;
+    v->n = n, v->kp = kp, v->nk = nk, v->nout = nout, v->ks = ks, v->slices = slices;
     while (v->lg < VEC_LOG_K && ((size_t)1 << v->lg) < n) {
         v->lg++;
     }
@@ -198,7 +200,7 @@ struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, co
     v->out = (int64_t *)(v->sum + (RN_MACVEC_PIXELS + 1) * nk);   /* and 8 more */
     v->fits = (uint8_t *)(v->out + nk);
     v->slice_bytes = kind == V_INT4 ? rn_gemm_packed_size(nout, kp)
-                   : rn_wgemm_packed_size(nk, slices > 1 ? VEC_K : n);
+                   : rn_wgemm_packed_size(nk, ks);
     v->wpk = rn_scratch(c, RN_BUF_VPACK, slices * v->slice_bytes);
     v->rows = rn_scratch(c, RN_BUF_VROWS, RN_MACVEC_PIXELS * kp * 4);
     v->acc = rn_scratch(c, RN_BUF_ACC, RN_MACVEC_PIXELS * nout * 8);
@@ -273,7 +275,7 @@ void rn_macvec_block(struct rn_macvec *v, const struct rn_conv *d, const int32_t
         return;
     }
     for (size_t sl = 0; sl < v->slices; sl++) {
-        size_t k0 = sl * VEC_K, kc = v->n - k0 < VEC_K ? v->n - k0 : VEC_K;
+        size_t k0 = sl * v->ks, kc = v->n - k0 < v->ks ? v->n - k0 : v->ks;
         const int64_t *acc = v->acc;
         rn_wgemm((const int32_t *)v->rows + k0, v->kp, np,
                  (const int32_t *)((const uint8_t *)v->wpk + sl * v->slice_bytes), v->nk, kc,

@@ -91,6 +91,8 @@ static inline void g_free(void *p)
         }                                                                                     \
     } while (0)
 #define g_assert_false(e) g_assert_true(!(e))
+#define g_assert_not_reached() g_shim_fail("code should not be reached")
+#define g_printerr(...) fprintf(stderr, __VA_ARGS__)
 #define g_assert_null(e) g_assert_true((e) == NULL)
 #define g_assert_nonnull(e) g_assert_true((e) != NULL)
 #define g_assert_cmpstr(a, op, b)                                                             \
