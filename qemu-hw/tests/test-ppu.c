@@ -8,19 +8,14 @@
 
 #include "fp16.h"
 #include "ppu.h"
+#include "progs.h"
 #include "quirks.h"
 #include "testlib.h"
 
 #define IN 0x10000      /* input cube */
 #define OUT 0x20000     /* output cube */
 
-struct pool {
-    uint32_t w, h, c, ow, oh, kw, kh, sx, sy, pl, pt, pr, pb;
-    uint32_t method, prec, width, pad, rw, rh, src, dst;
-    uint32_t mode_extra, s_pointer;
-};
-
-static void pool_defaults(struct pool *q, uint32_t w, uint32_t h, uint32_t c, uint32_t k,
+static void pool_defaults(struct rp_pool *q, uint32_t w, uint32_t h, uint32_t c, uint32_t k,
                           uint32_t method, uint32_t prec)
 {
     memset(q, 0, sizeof(*q));
@@ -38,46 +33,18 @@ static void pool_defaults(struct pool *q, uint32_t w, uint32_t h, uint32_t c, ui
     q->s_pointer = 0xE;
 }
 
-/* GN's / AB's pool program, then op_en. */
-static void pool_prog(struct prog *p, const struct pool *q, uint32_t op_en)
+/* GN's / AB's pool program (progs.h), then op_en. */
+static void pool_prog(struct prog *p, const struct rp_pool *q, uint32_t op_en)
 {
-    uint32_t out_surf = q->oh * q->ow * 16;
-    emit(p, RN_PPU_S_POINTER, q->s_pointer);
-    emit(p, RN_PPU_RDMA_S_POINTER, q->s_pointer);
-    emit(p, RN_PPU_DATA_CUBE_IN_WIDTH, q->w - 1);
-    emit(p, RN_PPU_DATA_CUBE_IN_HEIGHT, q->h - 1);
-    emit(p, RN_PPU_DATA_CUBE_IN_CHANNEL, q->c - 1);
-    emit(p, RN_PPU_DATA_CUBE_OUT_WIDTH, q->ow - 1);
-    emit(p, RN_PPU_DATA_CUBE_OUT_HEIGHT, q->oh - 1);
-    emit(p, RN_PPU_DATA_CUBE_OUT_CHANNEL, q->c - 1);
-    emit(p, RN_PPU_OPERATION_MODE_CFG, RN_FV(PPU, OPERATION_MODE_CFG, FLYING_MODE, 1) |
-                                       RN_FV(PPU, OPERATION_MODE_CFG, POOLING_METHOD, q->method) |
-                                       q->mode_extra);
-    emit(p, RN_PPU_POOLING_KERNEL_CFG, RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_WIDTH, q->kw - 1) |
-                                       RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_HEIGHT, q->kh - 1) |
-                                       RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_STRIDE_WIDTH,
-                                             q->sx - 1) |
-                                       RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_STRIDE_HEIGHT,
-                                             q->sy - 1));
-    emit(p, RN_PPU_RECIP_KERNEL_WIDTH, q->rw);
-    emit(p, RN_PPU_RECIP_KERNEL_HEIGHT, q->rh);
-    emit(p, RN_PPU_POOLING_PADDING_CFG, q->pl | q->pt << 4 | q->pr << 8 | q->pb << 12);
-    emit(p, RN_PPU_PADDING_VALUE_1_CFG, q->pad);
-    emit(p, RN_PPU_DST_BASE_ADDR, q->dst);
-    emit(p, RN_PPU_DST_SURF_STRIDE, out_surf);
-    emit(p, RN_PPU_DATA_FORMAT, out_surf | q->prec);
-    emit(p, RN_PPU_MISC_CTRL, 3);
-    emit(p, RN_PPU_RDMA_CUBE_IN_WIDTH, q->w - 1);
-    emit(p, RN_PPU_RDMA_CUBE_IN_HEIGHT, q->h - 1);
-    emit(p, RN_PPU_RDMA_CUBE_IN_CHANNEL, q->c - 1);
-    emit(p, RN_PPU_RDMA_SRC_BASE_ADDR, q->src);
-    emit(p, RN_PPU_RDMA_SRC_LINE_STRIDE, q->w * 16);
-    emit(p, RN_PPU_RDMA_SRC_SURF_STRIDE, q->h * q->w * 16);
-    emit(p, RN_PPU_RDMA_DATA_FORMAT, q->width);
+    struct rp_prog r = { .n = 0 };
+    rp_pool_regs(q, &r);
+    for (unsigned i = 0; i < r.n; i++) {
+        emit(p, r.off[i], r.val[i]);
+    }
     emit_open(p, op_en);
 }
 
-static void run_pool(struct rn_core *c, const struct pool *q, uint32_t op_en,
+static void run_pool(struct rn_core *c, const struct rp_pool *q, uint32_t op_en,
                      struct rn_kick_result *res)
 {
     struct prog p = { .n = 0 };
@@ -184,7 +151,7 @@ static void test_max_min_int8(void)
 {
     struct rn_core c;
     struct rn_kick_result res;
-    struct pool q;
+    struct rp_pool q;
     core_setup(&c);
     for (uint32_t method = RN_POOL_MAX; method <= RN_POOL_MIN; method++) {
         pool_defaults(&q, 6, 4, 20, 3, method, RN_PPU_INT8);
@@ -235,7 +202,7 @@ static void test_avg_int8_rounding(void)
     static const int8_t want[] = { 0, 2, 0, -2, 2, 127, -128, 5 };   /* .5 1.5 -.5 -1.5 2.5 */
     struct rn_core c;
     struct rn_kick_result res;
-    struct pool q;
+    struct rp_pool q;
     core_setup(&c);
     pool_defaults(&q, 16, 2, 16, 2, RN_POOL_AVG, RN_PPU_INT8);
     q.rw = q.rh = 0x8000;
@@ -280,7 +247,7 @@ static void test_avg_fp16(void)
 {
     struct rn_core c;
     struct rn_kick_result res;
-    struct pool q;
+    struct rp_pool q;
     core_setup(&c);
     pool_defaults(&q, 3, 2, 8, 2, RN_POOL_AVG, RN_PPU_FP16);
     q.sx = q.sy = 1;
@@ -324,7 +291,7 @@ static void test_completion(void)
 {
     struct rn_core c;
     struct rn_kick_result res;
-    struct pool q;
+    struct rp_pool q;
     struct prog p = { .n = 0 };
     core_setup(&c);
     pool_defaults(&q, 4, 4, 16, 2, RN_POOL_MAX, RN_PPU_INT8);
@@ -351,7 +318,7 @@ static void test_dma_fault(void)
 {
     struct rn_core c;
     struct rn_kick_result res;
-    struct pool q;
+    struct rp_pool q;
     core_setup(&c);
     pool_defaults(&q, 4, 4, 16, 2, RN_POOL_MAX, RN_PPU_INT8);
     q.s_pointer = 0;
@@ -379,7 +346,7 @@ static void test_refusals(void)
     };
     struct rn_core c;
     struct rn_kick_result res;
-    struct pool q;
+    struct rp_pool q;
     core_setup(&c);
     for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
         unsigned logs = n_logs;
@@ -411,7 +378,7 @@ static void test_quirks(void)
 {
     struct rn_core c;
     struct rn_kick_result res;
-    struct pool q;
+    struct rp_pool q;
     g_assert_false(rn_quirk_ppu_width_hang(3, 3, 1, 1, 34));
     g_assert_true(rn_quirk_ppu_width_hang(3, 3, 1, 1, 35));
     g_assert_false(rn_quirk_ppu_width_hang(4, 4, 1, 1, 34));

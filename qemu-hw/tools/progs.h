@@ -185,4 +185,134 @@ static inline void rp_conv_regs(const struct rp_conv *c, struct rp_prog *p)
     rp_set(p, RN_DPU_RDMA_FEATURE_MODE_CFG, 15 << 11 | 1 << 4);
 }
 
+/* ---- DPU-only ("flying", op_en 0x18): EW with an operand, or the LUT (Q18) ---- */
+
+/* EW_CFG: operand per pixel from the ERDMA, converter and ReLU bypassed, LUT off. op_type 1:
+ * MUL; algo: 0 max, 1 min, 2 add, 4 minus; size: 1 int8, 2 16-bit, 3 32-bit elements. */
+static inline uint32_t rp_ew_cfg(uint32_t op_type, uint32_t algo, uint32_t size)
+{
+    return op_type << 2 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 9 | algo << 16 | size << 22 | 1 << 28;
+}
+
+struct rp_flying {
+    uint32_t prec;        /* DPU IN/PROC precision: 0 int8, 1 int16, 4 int32, 2 fp16 */
+    uint32_t out;         /* OUT_PRECISION */
+    uint32_t w, h, c;
+    uint32_t ew_cfg;      /* rp_ew_cfg(), or 0x300 for the LUT */
+    uint32_t ew_size;     /* the operand's EW size (1, 2, 3); 0: no operand */
+    uint32_t src, operand, dst;
+};
+
+/* One DPU-only task (op_en 0x18) on [h][w][c] from the MRDMA (test_flying.py job()); the LUT's
+ * tables and registers, if any, are the caller's writes before or after these. */
+static inline void rp_flying_regs(const struct rp_flying *f, struct rp_prog *p)
+{
+    uint32_t surf = f->w * f->h * 16, fp16 = f->prec == 2;
+    rp_set(p, RN_DPU_S_POINTER, 0xE);
+    rp_set(p, RN_DPU_RDMA_S_POINTER, 0xE);
+    rp_set(p, RN_DPU_FEATURE_MODE_CFG, 0x1E5);
+    rp_set(p, RN_DPU_RDMA_FEATURE_MODE_CFG,
+           1 | f->prec << 15 | f->prec << 5 | (fp16 ? 8 : 0) | 15 << 11);
+    rp_set(p, RN_DPU_DATA_FORMAT, f->out << 29 | f->prec << 26 | f->prec);
+    rp_set(p, RN_DPU_DATA_CUBE_WIDTH, f->w - 1);
+    rp_set(p, RN_DPU_DATA_CUBE_HEIGHT, f->h - 1);
+    rp_set(p, RN_DPU_DATA_CUBE_CHANNEL, (f->c - 1) << 16 | (f->c - 1));
+    rp_set(p, RN_DPU_RDMA_DATA_CUBE_WIDTH, f->w - 1);
+    rp_set(p, RN_DPU_RDMA_DATA_CUBE_HEIGHT, f->h - 1);
+    rp_set(p, RN_DPU_RDMA_DATA_CUBE_CHANNEL, f->c - 1);
+    rp_set(p, RN_DPU_RDMA_SRC_BASE_ADDR, f->src);
+    rp_set(p, RN_DPU_DST_BASE_ADDR, f->dst);
+    rp_set(p, RN_DPU_DST_SURF_STRIDE, surf);
+    rp_set(p, RN_DPU_SURFACE_ADD, surf);
+    rp_set(p, RN_DPU_BS_CFG, 0x53);
+    rp_set(p, RN_DPU_BN_CFG, 0x53);
+    rp_set(p, RN_DPU_BS_OW_CFG, 0x2);
+    rp_set(p, RN_DPU_EW_CFG, f->ew_cfg);
+    rp_set(p, RN_DPU_OUT_CVT_SCALE, 1 | (fp16 && f->out == 2 ? 1u << 16 : 0));
+    rp_set(p, RN_DPU_OUT_CVT_SHIFT, 0);
+    rp_set(p, RN_DPU_OUT_CVT_OFFSET, 0);
+    rp_set(p, RN_DPU_RDMA_BRDMA_CFG, 1);
+    rp_set(p, RN_DPU_RDMA_NRDMA_CFG, 1);
+    rp_set(p, RN_DPU_RDMA_ERDMA_CFG, f->ew_size ? 1u << 30 | f->ew_size << 2 : 1);
+    if (f->ew_size) {
+        rp_set(p, RN_DPU_RDMA_EW_BASE_ADDR, f->operand);
+        rp_set(p, RN_DPU_RDMA_EW_SURF_STRIDE, surf);
+    }
+}
+
+/*
+ * The LUT's sigmoid as GN's and librocketnpu's programs set it (test_flying.py sigmoid_regs):
+ * LE and LO tables of 513 entries (Q15 sigmoid samples, 32/2596 apart) and the registers.
+ */
+static inline void rp_lut_sigmoid(const int16_t *le, const int16_t *lo, struct rp_prog *p)
+{
+    for (uint32_t t = 0; t < 2; t++) {
+        rp_set(p, RN_DPU_LUT_ACCESS_CFG, 1u << 17 | t << 16);   /* write, table t, entry 0 */
+        for (uint32_t i = 0; i < 513; i++) {
+            rp_set(p, RN_DPU_LUT_ACCESS_DATA, (uint16_t)(t ? lo[i] : le[i]));
+        }
+    }
+    rp_set(p, RN_DPU_LUT_CFG, 0x68);
+    rp_set(p, RN_DPU_LUT_INFO, 5 << 8 | 5 << 16);
+    rp_set(p, RN_DPU_LUT_LE_START, 0xFFFFC000);
+    rp_set(p, RN_DPU_LUT_LO_END, 0x4000);
+    rp_set(p, RN_DPU_LUT_LE_SLOPE_SCALE, 23107);
+    rp_set(p, RN_DPU_LUT_LE_SLOPE_SHIFT, 22);
+    rp_set(p, RN_DPU_BN_CFG, 2 << 16 | 1 << 6);
+    rp_set(p, RN_DPU_BN_MUL_CFG, 0x6912u << 16);
+    rp_set(p, RN_DPU_BN_ALU_CFG, 0x80000000);
+    rp_set(p, RN_DPU_EW_CFG, 0x300);
+    rp_set(p, RN_DPU_OUT_CVT_OFFSET, 1);
+    rp_set(p, RN_DPU_OUT_CVT_SHIFT, 1u << 31 | 15 << 12);
+}
+
+/* ---- a PPU pool from memory (op_en 0x60, Q16) ---- */
+
+struct rp_pool {
+    uint32_t w, h, c, ow, oh;            /* input, output */
+    uint32_t kw, kh, sx, sy, pl, pt, pr, pb;
+    uint32_t method;                     /* 0 average, 1 max, 2 min */
+    uint32_t prec, width;                /* PROC_PRECISION, PPU_RDMA IN_PRECISION (fp16: 2, 2) */
+    uint32_t pad, rw, rh;                /* PADDING_VALUE_1; RECIP_KERNEL_WIDTH/HEIGHT */
+    uint32_t src, dst;
+    uint32_t mode_extra, s_pointer;      /* more OPERATION_MODE_CFG bits; S_POINTER (0xE) */
+};
+
+/* GN's / AB's pool program (pooljob.py pool_regs, but PADDING_VALUE_2). */
+static inline void rp_pool_regs(const struct rp_pool *q, struct rp_prog *p)
+{
+    uint32_t out_surf = q->oh * q->ow * 16;
+    rp_set(p, RN_PPU_S_POINTER, q->s_pointer);
+    rp_set(p, RN_PPU_RDMA_S_POINTER, q->s_pointer);
+    rp_set(p, RN_PPU_DATA_CUBE_IN_WIDTH, q->w - 1);
+    rp_set(p, RN_PPU_DATA_CUBE_IN_HEIGHT, q->h - 1);
+    rp_set(p, RN_PPU_DATA_CUBE_IN_CHANNEL, q->c - 1);
+    rp_set(p, RN_PPU_DATA_CUBE_OUT_WIDTH, q->ow - 1);
+    rp_set(p, RN_PPU_DATA_CUBE_OUT_HEIGHT, q->oh - 1);
+    rp_set(p, RN_PPU_DATA_CUBE_OUT_CHANNEL, q->c - 1);
+    rp_set(p, RN_PPU_OPERATION_MODE_CFG, RN_FV(PPU, OPERATION_MODE_CFG, FLYING_MODE, 1) |
+                                         RN_FV(PPU, OPERATION_MODE_CFG, POOLING_METHOD, q->method) |
+                                         q->mode_extra);
+    rp_set(p, RN_PPU_POOLING_KERNEL_CFG,
+           RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_WIDTH, q->kw - 1) |
+           RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_HEIGHT, q->kh - 1) |
+           RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_STRIDE_WIDTH, q->sx - 1) |
+           RN_FV(PPU, POOLING_KERNEL_CFG, KERNEL_STRIDE_HEIGHT, q->sy - 1));
+    rp_set(p, RN_PPU_RECIP_KERNEL_WIDTH, q->rw);
+    rp_set(p, RN_PPU_RECIP_KERNEL_HEIGHT, q->rh);
+    rp_set(p, RN_PPU_POOLING_PADDING_CFG, q->pl | q->pt << 4 | q->pr << 8 | q->pb << 12);
+    rp_set(p, RN_PPU_PADDING_VALUE_1_CFG, q->pad);
+    rp_set(p, RN_PPU_DST_BASE_ADDR, q->dst);
+    rp_set(p, RN_PPU_DST_SURF_STRIDE, out_surf);
+    rp_set(p, RN_PPU_DATA_FORMAT, out_surf | q->prec);
+    rp_set(p, RN_PPU_MISC_CTRL, 3);
+    rp_set(p, RN_PPU_RDMA_CUBE_IN_WIDTH, q->w - 1);
+    rp_set(p, RN_PPU_RDMA_CUBE_IN_HEIGHT, q->h - 1);
+    rp_set(p, RN_PPU_RDMA_CUBE_IN_CHANNEL, q->c - 1);
+    rp_set(p, RN_PPU_RDMA_SRC_BASE_ADDR, q->src);
+    rp_set(p, RN_PPU_RDMA_SRC_LINE_STRIDE, q->w * 16);
+    rp_set(p, RN_PPU_RDMA_SRC_SURF_STRIDE, q->h * q->w * 16);
+    rp_set(p, RN_PPU_RDMA_DATA_FORMAT, q->width);
+}
+
 #endif

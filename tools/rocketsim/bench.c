@@ -2,8 +2,8 @@
 /*
  * rocketsim bench: every MobileDet conv/depthwise layer, programmed as Mesa does, through the
  * core (rknpu-run --repeat, single thread). Prints the host's CPU and the kernel path that runs
- * (RKNPU_ISA=avx2 etc. forces a lesser one), per-layer figures, totals per kind and overall, and
- * last `core-bench: N GMAC/s`.
+ * (RKNPU_ISA=avx2 etc. forces a lesser one), per-layer figures, totals per kind and overall,
+ * the figures of the other blocks (benchops.c), and last `core-bench: N GMAC/s`.
  *
  * The layers come from the model file (a small reader of TFLite's FlatBuffer, below); each is
  * made into a job folder (qemu-hw/tools/JOB-FORMAT.md) the way Mesa 26's rocket driver programs
@@ -23,6 +23,7 @@
 
 #include <glib/gstdio.h>
 
+#include "progs.h"
 #include "regdb.h"
 #include "rocketsim.h"
 
@@ -559,9 +560,7 @@ static GArray *split_tasks(const struct layer *L, const struct geom *g, gboolean
 /* regcmd target codes: block one-hot | 1 (mesa-rocket-spec §2.1) */
 static uint64_t entry(uint32_t off, int64_t value)
 {
-    static const uint16_t target[8] = { 0x0101, 0x0201, 0, 0x0801, 0x1001, 0x2001, 0x4001,
-                                        0x8001 };
-    return (uint64_t)target[(off >> 12) & 7] << 48 | ((uint64_t)value & 0xFFFFFFFF) << 16 | off;
+    return rp_entry(off, (uint32_t)value);
 }
 
 #define MARKER (0x0041ull << 48)
@@ -683,17 +682,6 @@ static int task_entries(const struct layer *L, const struct geom *g, const struc
     return at;
 }
 
-struct segment {
-    int64_t iova;
-    GByteArray *data;
-};
-
-static gint by_iova(gconstpointer a, gconstpointer b)
-{
-    const struct segment *x = a, *y = b;
-    return x->iova < y->iova ? -1 : x->iova > y->iova;
-}
-
 /* The layer's job (mesatask.build_job) as a JOB-FORMAT.md folder. Returns the task count. */
 static int write_job(const struct layer *L, const guint8 *x, const char *dir, GError **err)
 {
@@ -732,83 +720,16 @@ static int write_job(const struct layer *L, const guint8 *x, const char *dir, GE
             }
         }
     }
-    struct segment segs[5] = { { iova[0], prog }, { iova[1], in }, { iova[2], wt },
-                               { iova[3], bias }, { iova[4], outb } };
-    qsort(segs, 5, sizeof(segs[0]), (int (*)(const void *, const void *))by_iova);
-    GString *txt = g_string_new("rknpu-job 1\n");
-    gboolean ok = TRUE;
-    for (int j = 0; j < 5; j++) {
-        /* a BO is whole pages: pad every segment to the next one's IOVA */
-        int64_t end = j < 4 ? segs[j + 1].iova : lay;
-        guint old = segs[j].data->len;
-        if ((int64_t)old < end - segs[j].iova) {
-            g_byte_array_set_size(segs[j].data, (guint)(end - segs[j].iova));
-            memset(segs[j].data->data + old, 0, segs[j].data->len - old);
-        }
-        g_autofree char *name = g_strdup_printf("seg%d.bin", j);
-        g_autofree char *path = g_build_filename(dir, name, NULL);
-        ok = ok && g_file_set_contents(path, (char *)segs[j].data->data,
-                                       (gssize)segs[j].data->len, err);
-        g_string_append_printf(txt, "mem 0x%08" G_GINT64_MODIFIER "x 0x%x %s\n", segs[j].iova,
-                               MAX(segs[j].data->len, 1u), name);
-    }
+    struct rs_seg segs[5] = { { iova[0], prog }, { iova[1], in }, { iova[2], wt },
+                              { iova[3], bias }, { iova[4], outb } };
+    g_autofree struct rs_kick *kicks = g_new(struct rs_kick, bands->len);
     for (int i = 0; i < n; i++) {
-        g_string_append_printf(txt, "kick 0x%08" G_GINT64_MODIFIER "x 64 0x7001\n",
-                               iova[0] + (int64_t)i * TASK_STRIDE);
+        kicks[i] = (struct rs_kick){ iova[0] + (int64_t)i * TASK_STRIDE, 64 };
     }
-    g_string_append_printf(txt, "dump 0x%08" G_GINT64_MODIFIER "x 0x%" G_GINT64_MODIFIER
-                           "x out.bin\n", iova[4], out_size);
-    g_autofree char *job = g_build_filename(dir, "job.txt", NULL);
-    ok = ok && g_file_set_contents(job, txt->str, (gssize)txt->len, err);
-    g_string_free(txt, TRUE);
-    for (int j = 0; j < 5; j++) {
-        g_byte_array_unref(segs[j].data);
-    }
-    return ok ? n : -1;
+    return rs_job_write(dir, segs, 5, kicks, n, iova[4], out_size, err) ? n : -1;
 }
 
 /* ---- the bench ---- */
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void rm_tree(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *name;
-    while (d && (name = g_dir_read_name(d))) {
-        g_autofree char *sub = g_build_filename(path, name, NULL);
-        if (g_file_test(sub, G_FILE_TEST_IS_DIR) && !g_file_test(sub, G_FILE_TEST_IS_SYMLINK)) {
-            rm_tree(sub);
-        } else {
-            g_unlink(sub);
-        }
-    }
-    if (d) {
-        g_dir_close(d);
-    }
-    g_rmdir(path);
-}
-
-/* rknpu-run's last line: "rknpu-run: N runs, M MACs in S s: G GMAC/s" */
-static gboolean repeat_run(const char *run, const char *dir, int64_t reps, double *macs,
-                           double *secs)
-{
-    g_autofree char *n = g_strdup_printf("%" G_GINT64_FORMAT, reps);
-    const char *argv[] = { run, "-q", "--threads", "1", "--repeat", n, dir, NULL };
-    g_autofree char *out = NULL, *err = NULL;
-    rs_run_capture(argv, &out, &err);
-    const char *p = out ? strstr(out, " MACs in ") : NULL;
-    while (p && p > out && g_ascii_isdigit(p[-1])) {
-        p--;
-    }
-    return p && sscanf(p, "%lf MACs in %lf s", macs, secs) == 2;
-}
 
 /* The CPU and the kernel paths, as the core sees them (test-kernels --info). */
 static char *host_info(const char *bdir)
@@ -839,13 +760,15 @@ int cmd_bench(int argc, char **argv)
         { "build", 0, 0, G_OPTION_ARG_FILENAME, &build,
           "the meson build folder whose rknpu-run to time (default: this program's)", "DIR" },
         { "write-jobs", 0, 0, G_OPTION_ARG_FILENAME, &keep,
-          "only write the layers' jobs, as DIR/LNN/ (for rknpu-run, rknpu-dis)", "DIR" },
+          "only write the jobs: the layers' as DIR/LNN/, the others' as DIR/NAME/ (for "
+          "rknpu-run, rknpu-dis)", "DIR" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
     g_option_context_set_summary(ctx,
         "Every MobileDet conv/depthwise layer, programmed as Mesa does, through the core\n"
-        "(rknpu-run --repeat, single thread): per-layer figures and `core-bench: N GMAC/s`.\n"
+        "(rknpu-run --repeat, single thread): per-layer figures; then matmuls of the other\n"
+        "precisions, the LUT, an EW op and a PPU pool; last `core-bench: N GMAC/s`.\n"
         "RKNPU_ISA=avx2 or generic forces a lesser kernel path than the host supports.");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) err = NULL;
@@ -887,8 +810,8 @@ int cmd_bench(int argc, char **argv)
         rs_fail(1, "cannot make a temporary folder: %s", err->message);
     }
     const char *top = keep ? keep : tmp;
+    g_autofree char *info = keep ? NULL : host_info(bdir);
     if (!keep) {
-        g_autofree char *info = host_info(bdir);
         printf("%s\n", info);
         if (g_getenv("RKNPU_ISA") && *g_getenv("RKNPU_ISA")) {
             printf("RKNPU_ISA=%s\n", g_getenv("RKNPU_ISA"));
@@ -905,7 +828,7 @@ int cmd_bench(int argc, char **argv)
         size_t nx = (size_t)L->h * L->w * L->c;
         g_autofree guint8 *x = g_malloc(nx);
         for (size_t j = 0; j < nx; j++) {
-            x[j] = (guint8)splitmix(&seed);
+            x[j] = (guint8)rs_splitmix(&seed);
         }
         if (g_mkdir_with_parents(d, 0755)) {
             rs_fail(1, "cannot create %s", d);
@@ -922,43 +845,41 @@ int cmd_bench(int argc, char **argv)
             g_free(L->bias);
             continue;
         }
-        double macs, secs;
-        if (!repeat_run(run, d, 2, &macs, &secs)) {
+        double macs, secs;   /* per run */
+        if (!rs_bench_time(run, d, seconds, &macs, &secs)) {
             rs_fail(1, "rknpu-run gave no timing for layer %u (%s)", i, d);
         }
-        double per = MAX(secs / 2, 1e-5);
-        int64_t reps = MAX(2, (int64_t)(seconds / per));
-        if (!repeat_run(run, d, reps, &macs, &secs)) {
-            rs_fail(1, "rknpu-run gave no timing for layer %u (%s)", i, d);
-        }
-        total_macs += macs / (double)reps;
-        total_s += secs / (double)reps;
+        total_macs += macs;
+        total_s += secs;
         int kind = L->dw;   /* totals per kind, in the order the kinds first come */
         if (!(nkinds > 0 && kind_order[0] == kind) && !(nkinds > 1 && kind_order[1] == kind)) {
             kind_order[nkinds++] = kind;
         }
-        kind_macs[kind] += macs / (double)reps;
-        kind_s[kind] += secs / (double)reps;
+        kind_macs[kind] += macs;
+        kind_s[kind] += secs;
         printf("L%02u %-4s %-16s -> %-16s k%d s%d tasks %d: %7.3f ms %6.2f GMAC/s\n", i,
-               L->dw ? "dw" : "conv", in, out, L->k, L->s, tasks, secs / (double)reps * 1e3,
+               L->dw ? "dw" : "conv", in, out, L->k, L->s, tasks, secs * 1e3,
                macs / secs * 1e-9);
         fflush(stdout);
-        rm_tree(d);
+        rs_rm_tree(d);
         g_free(L->weights);
         g_free(L->bias);
     }
     if (keep) {
+        rs_bench_ops(NULL, keep, 0, NULL);
         g_free(build);
         g_free(keep);
         return 0;
     }
-    rm_tree(tmp);
     for (int j = 0; j < nkinds; j++) {
         int kind = kind_order[j];
         printf("MobileDet %s layers: %.3f GMAC in %.1f ms: %.2f GMAC/s\n", kind ? "dw" : "conv",
                kind_macs[kind] / 1e9, kind_s[kind] * 1e3, kind_macs[kind] / kind_s[kind] / 1e9);
     }
     printf("MobileDet conv+dw layers: %.3f GMAC in %.1f ms\n", total_macs / 1e9, total_s * 1e3);
+    fflush(stdout);
+    rs_bench_ops(run, tmp, seconds, info);
+    rs_rm_tree(tmp);
     printf("core-bench: %.2f GMAC/s\n", total_macs / total_s / 1e9);
     g_free(build);
     g_free(keep);

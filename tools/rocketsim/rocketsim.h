@@ -49,6 +49,31 @@ int rs_run_capture(const char *const *argv, char **out, char **err);
 /* Spin the main loop until *flag is set (child watches, reads, signals). */
 void rs_loop_until(volatile gboolean *flag);
 
+/* ---- benchops.c: the bench's job folders and timing, and its figures past int8 ---- */
+
+struct rs_seg {
+    int64_t iova;
+    GByteArray *data;     /* rs_job_write() takes it */
+};
+
+struct rs_kick {
+    int64_t regcmd;
+    uint32_t amount;      /* PC_REGISTER_AMOUNTS */
+};
+
+uint64_t rs_splitmix(uint64_t *s);
+void rs_rm_tree(const char *path);
+/* A job folder (JOB-FORMAT.md): the segments (sorted, each padded to the next, the last to a
+ * page), the kicks, one dump. */
+gboolean rs_job_write(const char *dir, struct rs_seg *segs, int nseg, const struct rs_kick *kicks,
+                      int nkick, int64_t dump_iova, int64_t dump_size, GError **err);
+/* rknpu-run --repeat on a job folder for about `seconds`: per run, its MACs and seconds. */
+gboolean rs_bench_time(const char *run, const char *dir, double seconds, double *macs,
+                       double *secs);
+/* The matmuls of the other precisions, the LUT, EW and PPU jobs, below top: timed with run and
+ * printed (info: test-kernels --info, for the CPU and path), or with run NULL only written. */
+void rs_bench_ops(const char *run, const char *top, double seconds, const char *info);
+
 /* ---- json.c: JSON written by hand (exact number formats), read with json-glib ---- */
 
 void rs_json_str(GString *s, const char *v);   /* a quoted, escaped JSON string */
