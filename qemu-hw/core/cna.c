@@ -82,7 +82,7 @@ bool rn_cna_fetch_wide(struct rn_core *c, const struct rn_mem *m, const struct r
     uint32_t base = d->feat_addr + d->dma_base;
     int32_t pad = rn_pad_elem(d->pad_con1, d->prec);
     uint8_t *img = rn_scratch(c, RN_BUF_IMAGE, (size_t)d->wi * d->hi * cb);
-    uint8_t *row = rn_scratch(c, RN_BUF_ROW, (size_t)d->wi * 16);
+    uint8_t *row = rn_scratch(c, RN_BUF_ROW, nsurf * d->wi * 16);
     uint8_t *px = rn_scratch(c, RN_BUF_PAD, cb + 16);
 
     if (!img || !row || !px) {
@@ -92,19 +92,26 @@ bool rn_cna_fetch_wide(struct rn_core *c, const struct rn_mem *m, const struct r
     for (size_t i = 0; i < n; i++) {
         tile[i] = pad;
     }
-    /* the pixels' channel bytes, [hi][wi][cb], as the feature DMA stores them */
-    for (size_t s = 0; s < nsurf; s++) {
-        size_t nb = cb - 16 * s < 16 ? cb - 16 * s : 16;
-        for (uint32_t y = 0; y < d->hi; y++) {
+    /* the pixels' channel bytes, [hi][wi][cb], as the feature DMA stores them: a row's
+     * surfaces [s][wi][16] in one read when they follow each other (row-major matmuls: 16-byte
+     * surfaces, a read each otherwise) */
+    bool joined = d->surf_pitch == (int64_t)d->wi * 16;
+    for (uint32_t y = 0; y < d->hi; y++) {
+        for (size_t s = 0; s < nsurf; s += joined ? nsurf : 1) {
             uint32_t addr = (uint32_t)(base + (int64_t)s * d->surf_pitch +
                                        (int64_t)y * d->row_pitch);
-            out->st.bytes_read += (uint64_t)d->wi * 16;
-            if (m->read(m->opaque, addr, row, (size_t)d->wi * 16)) {
+            size_t len = (joined ? nsurf : 1) * d->wi * 16;
+            out->st.bytes_read += len;
+            if (m->read(m->opaque, addr, row + s * d->wi * 16, len)) {
                 out->error |= RN_ERR_DMA_READ;
                 return false;
             }
+        }
+        for (size_t s = 0; s < nsurf; s++) {
+            size_t nb = cb - 16 * s < 16 ? cb - 16 * s : 16;
             for (uint32_t x = 0; x < d->wi; x++) {
-                memcpy(img + ((size_t)y * d->wi + x) * cb + 16 * s, row + (size_t)x * 16, nb);
+                memcpy(img + ((size_t)y * d->wi + x) * cb + 16 * s,
+                       row + (s * d->wi + x) * 16, nb);
             }
         }
     }

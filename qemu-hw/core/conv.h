@@ -196,7 +196,8 @@ static inline size_t rn_window_at(const struct rn_conv *d, size_t wp, uint32_t y
  */
 #define RN_MACVEC_PIXELS 16
 struct rn_macvec;
-struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, const int32_t *w,
+struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d,
+                                  const int32_t *tile, size_t ntile, const int32_t *w,
                                   uint32_t nk, struct rn_task_outcome *out);
 /* The sums of output pixels p0 + i (y·Wo + x), i < np <= RN_MACVEC_PIXELS. */
 void rn_macvec_block(struct rn_macvec *v, const struct rn_conv *d, const int32_t *tile, size_t wp,

@@ -7,9 +7,10 @@
  * element x · 2^-lo with lo the weight of the lowest mantissa bit of its smallest nonzero
  * element: an exact integer, below 2^bits with bits = mantissa bits + the span of its elements'
  * exponents; a vector with an inf or NaN, or bits > 31, is no row. A pair of rows whose bits and
- * the log2 of the products a K slice sums (VEC_K) add to at most 63 sums exactly in the int64 of
- * rn_wgemm(), the slices add in 128 bits, and the exact sum is rounded once as rn_round_f32()
- * would. Every other pair is mac.c's to sum.
+ * the log2 of the products a K slice sums add to at most 63 sums exactly in the int64 of
+ * rn_wgemm() (the slice: the whole K where the tile's and the kernels' windows allow, else 2^8
+ * products or more), the slices add in 128 bits, and the exact sum is rounded once as
+ * rn_round_f32() would. Every other pair is mac.c's to sum.
  * int16: the values as rows (sums below 2^46). int4: the values + 128 as the int8 GEMM's bytes
  * (sums below 2^27), less 128 times each kernel's weight sum.
  */
@@ -27,7 +28,7 @@
 typedef __int128 i128;
 typedef unsigned __int128 u128;
 
-#define VEC_K 256      /* products per rn_wgemm() call and sum */
+#define VEC_K 256      /* products per rn_wgemm() call and sum, at the least */
 #define VEC_LOG_K 8
 
 enum vkind { V_INT16, V_INT4, V_FLOAT };
@@ -47,10 +48,11 @@ struct rn_macvec {
     void *rows;                /* RN_MACVEC_PIXELS rows of kp: int32, or bytes (int4) */
     void *acc;                 /* [pixel][nout]: int64 (rn_wgemm), int32 (rn_gemm_u8s8) */
     i128 *sum;                 /* [pixel][nk]: float sums over several slices */
-    struct vwin *ww;           /* floats: each kernel's row */
-    int32_t *wsum;             /* int4: each kernel's weight sum */
+    int32_t *wlo, *wbits;      /* floats: each kernel's row (wbits 64: no row) */
+    int32_t *wsum;             /* int4: each kernel's weight sum (in wlo's place) */
     int64_t *out;              /* a pixel's nk sums (int4) or floats, as handed out */
     uint8_t *fits;             /* floats: which of them the kernels summed exactly */
+    uint8_t *slow;             /* and which of those round_sum() rounds */
     struct vwin pw[RN_MACVEC_PIXELS];
     int64_t psum[RN_MACVEC_PIXELS];   /* integers: each pixel's window sum (CPEND) */
 };
@@ -148,19 +150,42 @@ static void setup_int4(struct rn_macvec *v, const int32_t *w, int8_t *w8)
     rn_gemm_pack(w8, v->nout, v->kp, v->wpk);
 }
 
+/*
+ * Each kernel's window, and the K slice: as many products as the widest pixel row (no wider than
+ * the tile's) with the widest kernel row can sum within 2^63 — the whole K, mostly — and never
+ * fewer than VEC_K (pairs wider than that are the scalar sums').
+ */
+static size_t float_windows(struct rn_macvec *v, const int32_t *tile, size_t ntile,
+                            const int32_t *w)
+{
+    int32_t emin = 0xFF, emax = 0, sp = 0;
+    int wbits = 0, lg;
+    struct vwin t;
+    for (size_t o = 0; o < v->nk; o++) {
+        int32_t lo = 0xFF, hi = 0, special = 0;
+        scan(w + o * v->n, v->n, &lo, &hi, &special);
+        struct vwin r = win_of(lo, hi, special, v->fb, v->lsb);
+        v->wlo[o] = r.lo;
+        v->wbits[o] = r.ok ? r.bits : 64;
+        wbits = r.ok && r.bits > wbits ? r.bits : wbits;
+    }
+    scan(tile, ntile, &emin, &emax, &sp);   /* an inf or NaN: exponent 255, no room */
+    t = win_of(emin, emax, 0, v->fb, v->lsb);
+    lg = t.ok ? 63 - t.bits - wbits : 0;
+    if (lg >= 16 || ((size_t)1 << lg) >= v->n) {
+        return v->n;
+    }
+    return lg > VEC_LOG_K ? (size_t)1 << lg : VEC_K;
+}
+
 /* Each kernel's row, cut in K slices, each slice packed. */
 static void setup_float(struct rn_macvec *v, const int32_t *w, int32_t *tmp)
 {
-    for (size_t o = 0; o < v->nk; o++) {
-        int32_t emin = 0xFF, emax = 0, sp = 0;
-        scan(w + o * v->n, v->n, &emin, &emax, &sp);
-        v->ww[o] = win_of(emin, emax, sp, v->fb, v->lsb);
-    }
     for (size_t sl = 0; sl < v->slices; sl++) {
         size_t k0 = sl * v->ks, kc = v->n - k0 < v->ks ? v->n - k0 : v->ks;
         for (size_t o = 0; o < v->nk; o++) {
-            if (v->ww[o].ok) {
-                to_row(w + o * v->n + k0, kc, v->ww[o].lo, tmp + o * kc);
+            if (v->wbits[o] < 64) {
+                to_row(w + o * v->n + k0, kc, v->wlo[o], tmp + o * kc);
             } else {
                 memset(tmp + o * kc, 0, kc * 4);
             }
@@ -169,17 +194,16 @@ static void setup_float(struct rn_macvec *v, const int32_t *w, int32_t *tmp)
     }
 }
 
-struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, const int32_t *w,
+struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d,
+                                  const int32_t *tile, size_t ntile, const int32_t *w,
                                   uint32_t nk, struct rn_task_outcome *out)
 {
     struct rn_macvec *v;
-    size_t n = (size_t)d->kh * d->kw * d->ci, head = align16(sizeof(*v)), kp, nout, ks, slices;
+    size_t n = (size_t)d->kh * d->kw * d->ci, head = align16(sizeof(*v));
     enum vkind kind = d->p.fp ? V_FLOAT : d->prec == RN_CNA_INT4 ? V_INT4 : V_INT16;
+    size_t kp = kind == V_INT4 ? (n + RN_KP_ALIGN - 1) / RN_KP_ALIGN * RN_KP_ALIGN : n;
+    size_t nout = kind == V_INT4 ? (nk + 3) / 4 * 4 : nk;
     void *tmp;
-    kp = kind == V_INT4 ? (n + RN_KP_ALIGN - 1) / RN_KP_ALIGN * RN_KP_ALIGN : n;
-    nout = kind == V_INT4 ? (nk + 3) / 4 * 4 : nk;
-    ks = kind == V_FLOAT ? VEC_K : n;   /* integers: one slice, exact in int64 */
-    slices = (n + ks - 1) / ks;
     v = rn_scratch(c, RN_BUF_VSUM, head + (RN_MACVEC_PIXELS + 2) * nk * sizeof(i128));
     tmp = rn_scratch(c, RN_BUF_VTMP, nout * kp * 4);
     if (!v || !tmp) {
@@ -190,18 +214,22 @@ struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d, co
     v->kind = kind;
     v->fb = rn_float_fbits(d->prec);
     v->lsb = d->prec == RN_CNA_FP16 ? -24 : 1 - 127 - v->fb;
-    v->n = n, v->kp = kp, v->nk = nk, v->nout = nout, v->ks = ks, v->slices = slices;
-    while (v->lg < VEC_LOG_K && ((size_t)1 << v->lg) < n) {
-        v->lg++;
-    }
+    v->n = n, v->kp = kp, v->nk = nk, v->nout = nout;
     v->sum = (i128 *)((uint8_t *)v + head);
-    v->ww = (struct vwin *)(v->sum + RN_MACVEC_PIXELS * nk);   /* nk entries of 16 bytes */
-    v->wsum = (int32_t *)v->ww;
+    v->wlo = (int32_t *)(v->sum + RN_MACVEC_PIXELS * nk);   /* nk entries of 16 bytes */
+    v->wbits = v->wlo + nk;
+    v->wsum = v->wlo;
     v->out = (int64_t *)(v->sum + (RN_MACVEC_PIXELS + 1) * nk);   /* and 8 more */
     v->fits = (uint8_t *)(v->out + nk);
+    v->slow = v->fits + nk;
+    v->ks = kind == V_FLOAT ? float_windows(v, tile, ntile, w) : n;   /* integers: exact */
+    v->slices = (n + v->ks - 1) / v->ks;
+    while (((size_t)1 << v->lg) < (v->ks < n ? v->ks : n)) {
+        v->lg++;
+    }
     v->slice_bytes = kind == V_INT4 ? rn_gemm_packed_size(nout, kp)
-                   : rn_wgemm_packed_size(nk, ks);
-    v->wpk = rn_scratch(c, RN_BUF_VPACK, slices * v->slice_bytes);
+                   : rn_wgemm_packed_size(nk, v->ks);
+    v->wpk = rn_scratch(c, RN_BUF_VPACK, v->slices * v->slice_bytes);
     v->rows = rn_scratch(c, RN_BUF_VROWS, RN_MACVEC_PIXELS * kp * 4);
     v->acc = rn_scratch(c, RN_BUF_ACC, RN_MACVEC_PIXELS * nout * 8);
     if (!v->wpk || !v->rows || !v->acc) {
@@ -303,16 +331,34 @@ int64_t rn_macvec_wsum(const struct rn_macvec *v, uint32_t i)
     return v->psum[i];
 }
 
+/*
+ * The common case without a branch: a nonzero int64 sum whose fp32 conversion (the one rounding)
+ * scaled by 2^lsb is a normal number; the exponent test keeps one step of margin below, so that
+ * the exact sum is at 2^-126 or more too. The rest (zero, i128 sums, the range's edges): after.
+ */
 const float *rn_macvec_floats(struct rn_macvec *v, uint32_t i, const uint8_t **fits)
 {
     const struct vwin *a = &v->pw[i];
+    const int64_t *acc = (const int64_t *)v->acc + i * v->nk;
+    int room = a->ok ? 63 - a->bits - v->lg : -1;   /* the widest kernel row that fits */
+    uint32_t *u = (uint32_t *)v->out;
     float *f = (float *)v->out;
     for (size_t o = 0; o < v->nk; o++) {
-        const struct vwin *b = &v->ww[o];
-        size_t j = i * v->nk + o;
-        v->fits[o] = a->ok && b->ok && a->bits + b->bits + v->lg <= 63;
-        f[o] = !v->fits[o] ? 0.0f
-             : round_sum(v->slices > 1 ? v->sum[j] : ((const int64_t *)v->acc)[j], a->lo + b->lo);
+        int64_t s = v->slices > 1 ? 0 : acc[o];
+        int lsb = a->lo + v->wlo[o];
+        float x = (float)s;
+        uint32_t b;
+        memcpy(&b, &x, 4);
+        int e = (int)((b >> 23) & 0xFF) + lsb;
+        v->fits[o] = v->wbits[o] <= room;
+        u[o] = b + ((uint32_t)lsb << 23);
+        v->slow[o] = v->fits[o] && (v->slices > 1 || s == 0 || e < 2 || e > 254);
+    }
+    for (size_t o = 0; o < v->nk; o++) {
+        if (v->slow[o]) {
+            size_t j = i * v->nk + o;
+            f[o] = round_sum(v->slices > 1 ? v->sum[j] : acc[o], a->lo + v->wlo[o]);
+        }
     }
     *fits = v->fits;
     return f;

@@ -507,7 +507,8 @@ bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv
         return false;
     }
     if (!d->dw && !rn_mac_scalar_only) {
-        vec = rn_macvec_setup(c, d, mc.w, (uint32_t)mc.nk, out);
+        vec = rn_macvec_setup(c, d, mc.tile, mc.hp * mc.wp * d->ci, mc.w, (uint32_t)mc.nk,
+                              out);
         if (!vec) {
             return false;
         }
