@@ -31,8 +31,8 @@ static uint32_t raw_elem(const uint8_t *p, uint64_t i, uint32_t bits)
  * (sign false) as raw bits. One loop per element size: the runs are a pixel's channels or a
  * weight group's, and the element-by-element path costs more than the MAC in a matmul.
  */
-static void unpack(const uint8_t *p, uint64_t i0, size_t n, uint32_t bits, bool sign,
-                   int32_t *dst)
+RN_VECTORISE static void unpack(const uint8_t *p, uint64_t i0, size_t n, uint32_t bits,
+                                bool sign, int32_t *dst)
 {
     size_t i = 0;
     if (bits == 4) {

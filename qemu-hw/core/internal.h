@@ -13,6 +13,13 @@
 #define RN_PRINTF(a, b)
 #endif
 
+/* A loop over a task's elements that must vectorise whatever the build's -O (QEMU: -O2). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define RN_VECTORISE __attribute__((optimize("O3")))
+#else
+#define RN_VECTORISE
+#endif
+
 void rn_logf(struct rn_core *c, enum rn_log_kind kind, const char *fmt, ...) RN_PRINTF(3, 4);
 
 /* Growable scratch buffers, kept across tasks so a kick does not allocate per task. */

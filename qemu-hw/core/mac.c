@@ -27,16 +27,10 @@ struct fop {
 
 enum { FIN = 0, PINF = 1, NINF = 2, FNAN = 3 };
 
-#if defined(__GNUC__) && !defined(__clang__)
-#define VECTORISE __attribute__((optimize("O3")))   /* whatever the build's -O (QEMU: -O2) */
-#else
-#define VECTORISE
-#endif
-
 /* Raw float elements to their fp32 bits, in place: exact, every fp16, bf16 and tf32 value is an
  * fp32 one. fp16 without branches, so that it vectorises: a matmul's tile is as many elements as
  * its MACs over the output width. */
-VECTORISE static void to_f32(int32_t *x, size_t n, uint32_t prec)
+RN_VECTORISE static void to_f32(int32_t *x, size_t n, uint32_t prec)
 {
     if (prec == RN_CNA_BF16) {
         for (size_t i = 0; i < n; i++) {
@@ -453,9 +447,10 @@ static void pixel(struct mac *mc, struct rn_macvec *vec, const struct post *q, v
     const uint8_t *fits = NULL;
     const float *vf = vec && mc->kind == MAC_FLOAT ? rn_macvec_floats(vec, i, &fits) : NULL;
     uint8_t *dst = rn_obuf_at(obuf, d, 0, pix);   /* output o: lane o % C2 of surface o / C2 */
-    for (uint32_t o = 0, lane = 0; o < d->co_calc; o++, dst += d->out_bytes) {
+    uint32_t c2 = rn_c2o(d), eb = d->out_bytes;    /* (the stores below may alias d) */
+    for (uint32_t o = 0, lane = 0; o < d->co_calc; o++, dst += eb) {
         size_t off = d->dw ? o : 0, wo_ = d->dw ? o : (size_t)o * n;
-        if (lane++ == rn_c2o(d)) {
+        if (lane++ == c2) {
             lane = 1;
             dst += q->npix * 16 - 16;
         }
