@@ -31,7 +31,7 @@ typedef unsigned __int128 u128;
 #define VEC_K 256      /* products per rn_wgemm() call and sum, at the least */
 #define VEC_LOG_K 8
 
-enum vkind { V_INT16, V_INT4, V_FLOAT };
+enum vkind { V_INT16, V_INT4, V_FLOAT, V_DW };
 
 struct vwin {          /* a float vector as a row: value = row · 2^lo, |row| < 2^bits */
     int lo, bits;
@@ -55,6 +55,13 @@ struct rn_macvec {
     uint8_t *slow;             /* and which of those round_sum() rounds */
     struct vwin pw[RN_MACVEC_PIXELS];
     int64_t psum[RN_MACVEC_PIXELS];   /* integers: each pixel's window sum (CPEND) */
+    /* depthwise: the weights [kh·kw][ci], each channel's sum and exponents, the block's sums */
+    const int32_t *w;
+    int room;                  /* the widest spread of product exponents summed exactly */
+    double *dsum;
+    int32_t *dlo, *dhi, *dsp;
+    float *dout;
+    uint8_t *dfits;
 };
 
 /* ---- floats as rows ---- */
@@ -194,13 +201,82 @@ static void setup_float(struct rn_macvec *v, const int32_t *w, int32_t *tmp)
     }
 }
 
+/* ---- depthwise (fp16): each channel's kh·kw products in a double ---- */
+
+/*
+ * A product of two fp16 values is exact in a double (11 x 11 bits), and so is the sum of the
+ * taps' products when their exponents lie within 53 − 22 − log2(taps) of each other: its
+ * conversion to fp32 is then the one rounding (from +0, an exact zero sums to +0). Per channel; a
+ * channel with an inf or NaN, or a wider spread, is mac.c's.
+ */
+static bool dw_setup(struct rn_core *c, const struct rn_conv *d, struct rn_macvec *v,
+                     const int32_t *w, struct rn_task_outcome *out)
+{
+    size_t cc = d->ci < d->co_calc ? d->ci : d->co_calc, taps = (size_t)d->kh * d->kw;
+    uint8_t *b = rn_scratch(c, RN_BUF_VROWS, cc * (8 + 12) + RN_MACVEC_PIXELS * cc * 5 + 16);
+    int lg = 0;
+    if (!b) {
+        out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    while (((size_t)1 << lg) < taps) {
+        lg++;
+    }
+    v->nk = cc;
+    v->w = w;
+    v->room = 53 - 2 * (v->fb + 1) - lg;
+    v->dsum = (double *)b;
+    v->dlo = (int32_t *)(v->dsum + cc);
+    v->dhi = v->dlo + cc;
+    v->dsp = v->dhi + cc;
+    v->dout = (float *)(v->dsp + cc);
+    v->dfits = (uint8_t *)(v->dout + RN_MACVEC_PIXELS * cc);
+    return true;
+}
+
+/* Pixel i's channels: its window's rows ky start at the tile's at[ky]. */
+static void dw_pixel(struct rn_macvec *v, uint32_t i, const int32_t *tile, const size_t *at,
+                     uint32_t kh, uint32_t kw, size_t ci)
+{
+    size_t cc = v->nk;
+    double *restrict s = v->dsum;
+    int32_t *restrict lo = v->dlo, *restrict hi = v->dhi, *restrict sp = v->dsp;
+    float *f = v->dout + i * cc;
+    uint8_t *fits = v->dfits + i * cc;
+    for (size_t ch = 0; ch < cc; ch++) {
+        s[ch] = 0.0, lo[ch] = 512, hi[ch] = 0, sp[ch] = 0;
+    }
+    for (uint32_t t = 0; t < kh * kw; t++) {   /* two loops without branches: they vectorise */
+        const int32_t *x = tile + at[t / kw] + (size_t)(t % kw) * ci, *w = v->w + t * ci;
+        for (size_t ch = 0; ch < cc; ch++) {
+            float fx, fw;
+            memcpy(&fx, &x[ch], 4);
+            memcpy(&fw, &w[ch], 4);
+            s[ch] += (double)fx * fw;
+        }
+        for (size_t ch = 0; ch < cc; ch++) {
+            int32_t ax = x[ch] & 0x7FFFFFFF, aw = w[ch] & 0x7FFFFFFF;
+            int32_t ex = ax >> 23, ew = aw >> 23, nz = (ax != 0) & (aw != 0);
+            int32_t el = nz ? ex + ew : 512, eh = nz ? ex + ew : 0;
+            lo[ch] = el < lo[ch] ? el : lo[ch];
+            hi[ch] = eh > hi[ch] ? eh : hi[ch];
+            sp[ch] |= (ex == 0xFF) | (ew == 0xFF);
+        }
+    }
+    for (size_t ch = 0; ch < cc; ch++) {
+        fits[ch] = (uint8_t)(!sp[ch] & (hi[ch] - lo[ch] <= v->room));
+        f[ch] = (float)s[ch];
+    }
+}
+
 struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d,
                                   const int32_t *tile, size_t ntile, const int32_t *w,
                                   uint32_t nk, struct rn_task_outcome *out)
 {
     struct rn_macvec *v;
     size_t n = (size_t)d->kh * d->kw * d->ci, head = align16(sizeof(*v));
-    enum vkind kind = d->p.fp ? V_FLOAT : d->prec == RN_CNA_INT4 ? V_INT4 : V_INT16;
+    enum vkind kind = d->dw ? V_DW : d->p.fp ? V_FLOAT : d->prec == RN_CNA_INT4 ? V_INT4
+                                                                                  : V_INT16;
     size_t kp = kind == V_INT4 ? (n + RN_KP_ALIGN - 1) / RN_KP_ALIGN * RN_KP_ALIGN : n;
     size_t nout = kind == V_INT4 ? (nk + 3) / 4 * 4 : nk;
     void *tmp;
@@ -215,6 +291,9 @@ struct rn_macvec *rn_macvec_setup(struct rn_core *c, const struct rn_conv *d,
     v->fb = rn_float_fbits(d->prec);
     v->lsb = d->prec == RN_CNA_FP16 ? -24 : 1 - 127 - v->fb;
     v->n = n, v->kp = kp, v->nk = nk, v->nout = nout;
+    if (kind == V_DW) {
+        return dw_setup(c, d, v, w, out) ? v : NULL;
+    }
     v->sum = (i128 *)((uint8_t *)v + head);
     v->wlo = (int32_t *)(v->sum + RN_MACVEC_PIXELS * nk);   /* nk entries of 16 bytes */
     v->wbits = v->wlo + nk;
@@ -296,7 +375,14 @@ void rn_macvec_block(struct rn_macvec *v, const struct rn_conv *d, const int32_t
         for (uint32_t ky = 0; ky < d->kh; ky++) {
             at[ky] = rn_window_at(d, wp, y, x, ky);
         }
-        row_of(v, i, tile, at, d->kh, (size_t)d->kw * d->ci);
+        if (v->kind == V_DW) {
+            dw_pixel(v, i, tile, at, d->kh, d->kw, d->ci);
+        } else {
+            row_of(v, i, tile, at, d->kh, (size_t)d->kw * d->ci);
+        }
+    }
+    if (v->kind == V_DW) {
+        return;
     }
     if (v->kind == V_INT4) {
         rn_gemm_u8s8(v->rows, np, v->wpk, v->nout, v->kp, v->acc);
@@ -338,6 +424,10 @@ int64_t rn_macvec_wsum(const struct rn_macvec *v, uint32_t i)
  */
 const float *rn_macvec_floats(struct rn_macvec *v, uint32_t i, const uint8_t **fits)
 {
+    if (v->kind == V_DW) {
+        *fits = v->dfits + i * v->nk;
+        return v->dout + i * v->nk;
+    }
     const struct vwin *a = &v->pw[i];
     const int64_t *acc = (const int64_t *)v->acc + i * v->nk;
     int room = a->ok ? 63 - a->bits - v->lg : -1;   /* the widest kernel row that fits */

@@ -501,7 +501,7 @@ bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv
         !cacc_setup(c, d, &q.k, out)) {
         return false;
     }
-    if (!d->dw && !rn_mac_scalar_only) {
+    if ((!d->dw || d->p.fp) && !rn_mac_scalar_only) {   /* depthwise: fp16 only (Q19) */
         vec = rn_macvec_setup(c, d, mc.tile, mc.hp * mc.wp * d->ci, mc.w, (uint32_t)mc.nk,
                               out);
         if (!vec) {

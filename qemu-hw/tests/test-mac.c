@@ -2,11 +2,11 @@
  * The CORE MAC's vector path (mac-vec.c on this run's GEMM kernels: meson runs it once per
  * RKNPU_ISA path, scripts/test-arm64 on the NEON ones) against the scalar sums that are the rule
  * (mac.c, rn_mac_scalar_only): the same task through both must write the same bytes. Random
- * convolutions and matmuls of every precision of HARDWARE-UNKNOWNS Q19, with data that the
- * vector path takes (narrow exponent ranges), that it must hand back (wide ranges: the window of
- * 31 bits a row, of 63 a pair's sum), and the edges: inf, NaN, subnormals, zeros, sums at the
- * bottom and top of fp32's range, and pairs right at the 63-bit bound with every product at
- * its largest.
+ * convolutions and matmuls of every precision of HARDWARE-UNKNOWNS Q19 (depthwise: fp16), with
+ * data that the vector path takes (narrow exponent ranges), that it must hand back (wide ranges:
+ * the window of 31 bits a row, of 63 a pair's sum, of 53 a depthwise channel's), and the edges:
+ * inf, NaN, subnormals, zeros, sums at the bottom and top of fp32's range, and pairs right at
+ * the 63-bit bound with every product at its largest.
  */
 #include <glib.h>
 #include <math.h>
@@ -188,6 +188,24 @@ static void test_random(void)
     }
 }
 
+/* fp16 depthwise: each channel's taps in a double, or the scalar sums past its exponents. */
+static void test_depthwise(void)
+{
+    for (int round = 0; round < 30; round++) {
+        struct rp_conv cv = shape(FP16, false);
+        struct dist a = { -14 + (int)below(10), (int)below(round % 3 ? 12 : 30), round % 4 ? 0 : 3,
+                          below(300), below(40), false };
+        struct dist b = { -6, (int)below(round % 2 ? 8 : 25), round % 5 ? 0 : 5, below(200), 0,
+                          false };
+        cv.row_major = false;
+        cv.dw = true;
+        cv.w = cv.w < cv.kw ? cv.kw : cv.w, cv.h = cv.h < cv.kh ? cv.kh : cv.h;
+        cv.c = 1 + below(90);
+        cv.k = cv.c;
+        check(&cv, &a, &b);
+    }
+}
+
 /* inf and NaN in some rows (the scalar sums decide them), subnormals, zeros, whole zero rows. */
 static void test_specials(void)
 {
@@ -236,6 +254,26 @@ static void test_bounds(void)
             g_free(vec), g_free(scalar);
         }
     }
+    /* fp16 depthwise, 3x3: 9 products in a double, exact while they spread over 27 binades
+     * at most; 8 taps at the top, one `spread` below, every mantissa all ones */
+    for (int spread = 24; spread <= 28; spread++) {
+        struct rp_conv cv = { .prec = FP16, .w = 3, .h = 3, .c = 16, .k = 16, .kh = 3, .kw = 3,
+                              .stride = 1, .dw = true, .src = SRC, .wt = WT, .dst = DST };
+        struct dist top = { 14, 0, 0, 0, 0, true }, low = { 14 - spread, 0, 0, 0, 0, true };
+        struct dist w1 = { 0, 0, 0, 0, 0, true };
+        uint8_t *vec, *scalar;
+        memset(mem + SRC, 0, DST - SRC);
+        for (uint32_t t = 0; t < 9; t++) {   /* NC1HWC2: channel ch of pixel t, 8 a surface */
+            for (uint32_t ch = 0; ch < cv.c; ch++) {
+                put(SRC, ((ch / 8) * 9 + t) * 8 + ch % 8, 16, element(FP16, t ? &top : &low));
+                put(WT, t * cv.c + ch, 16, element(FP16, &w1));   /* [tap][ch], one group */
+            }
+        }
+        vec = run(&cv, false);
+        scalar = run(&cv, true);
+        g_assert_cmpmem(vec, rp_conv_out_bytes(&cv), scalar, rp_conv_out_bytes(&cv));
+        g_free(vec), g_free(scalar);
+    }
     for (int e = 0; e < 2; e++) {   /* bf16 products near 2^-250 and 2^250 */
         struct rp_conv cv = { .prec = BF16, .w = 2, .h = 3, .c = 40, .k = 9, .kh = 1, .kw = 1,
                               .stride = 1, .src = SRC, .wt = WT, .dst = DST };
@@ -250,5 +288,6 @@ int main(int argc, char **argv)
     g_test_add_func("/mac/vector-vs-scalar/random", test_random);
     g_test_add_func("/mac/vector-vs-scalar/specials", test_specials);
     g_test_add_func("/mac/vector-vs-scalar/bounds", test_bounds);
+    g_test_add_func("/mac/vector-vs-scalar/depthwise", test_depthwise);
     return g_test_run();
 }

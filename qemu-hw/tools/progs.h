@@ -82,6 +82,7 @@ struct rp_conv {
     uint32_t kh, kw, stride, pad;   /* pad: the same on every side */
     uint32_t pad_value;             /* PAD_CON1 */
     bool row_major;                 /* GROUP_LINE_OFF rows (needs w 1, pad 0) */
+    bool dw;                        /* depthwise (fp16): k = c, weights [kh][kw][c] */
     uint32_t src, wt, dst;          /* IOVAs */
 };
 
@@ -104,7 +105,8 @@ static inline size_t rp_conv_feature_bytes(const struct rp_conv *c)
 
 static inline size_t rp_conv_weight_bytes(const struct rp_conv *c)
 {
-    return ((size_t)c->k * c->kh * c->kw * c->c * rp_prec_of(c->prec).bits + 7) / 8;
+    size_t k = c->dw ? 1 : c->k;
+    return (k * c->kh * c->kw * c->c * rp_prec_of(c->prec).bits + 7) / 8;
 }
 
 static inline size_t rp_conv_out_bytes(const struct rp_conv *c)
@@ -120,27 +122,29 @@ static inline uint32_t rp_cbuf_units(uint32_t w, uint32_t bytes)
     return atoms / 4 * w + (atoms % 4 == 3 ? w : (w * (atoms % 4) + 3) / 4);
 }
 
-/* One convolution task (op_en 0x0D) writing the precision's native output type. */
+/* One convolution task (op_en 0x0D) writing the precision's native output type; QD_EN past 8
+ * bits. */
 static inline void rp_conv_regs(const struct rp_conv *c, struct rp_prog *p)
 {
     struct rp_prec q = rp_prec_of(c->prec);
-    uint32_t wo = rp_conv_wo(c), ho = rp_conv_ho(c), surf = wo * ho * 16;
-    uint32_t per_group = q.ng * q.out_bytes / 16, e = per_group - 1;
+    uint32_t wo = rp_conv_wo(c), ho = rp_conv_ho(c), surf = wo * ho * 16, kk = c->dw ? 1 : c->k;
+    uint32_t per_group = (c->dw ? 32 : q.ng) * q.out_bytes / 16, e = per_group - 1;
     uint32_t entries = rp_cbuf_units(c->w, (c->c * q.bits + 7) / 8);
     uint32_t banks = (entries * c->h + 511) / 512, wbytes = (c->kh * c->kw * c->c * q.bits + 7) / 8;
     banks = banks < 1 ? 1 : banks > 11 ? 11 : banks;
     rp_set(p, RN_DPU_S_POINTER, 0xE);
     rp_set(p, RN_DPU_RDMA_S_POINTER, 0xE);
-    rp_set(p, RN_CNA_CONV_CON1, c->prec << 4 | c->prec << 7 | (c->row_major ? 1u << 29 : 0));
+    rp_set(p, RN_CNA_CONV_CON1, (c->dw ? 3 : 0) | c->prec << 4 | c->prec << 7 |
+                                (c->row_major ? 1u << 29 : 0));
     rp_set(p, RN_CNA_CONV_CON2, (c->h + 1) << 4);
     rp_set(p, RN_CNA_CONV_CON3, c->stride | c->stride << 3);
     rp_set(p, RN_CNA_DATA_SIZE0, c->w << 16 | c->h);
     rp_set(p, RN_CNA_DATA_SIZE1, (c->c - 1) << 16 | c->c);
     rp_set(p, RN_CNA_DATA_SIZE2, wo);
     rp_set(p, RN_CNA_DATA_SIZE3, wo * ho);
-    rp_set(p, RN_CNA_WEIGHT_SIZE0, wbytes * c->k);
+    rp_set(p, RN_CNA_WEIGHT_SIZE0, wbytes * kk);
     rp_set(p, RN_CNA_WEIGHT_SIZE1, wbytes);
-    rp_set(p, RN_CNA_WEIGHT_SIZE2, c->kw << 24 | c->kh << 16 | c->k);
+    rp_set(p, RN_CNA_WEIGHT_SIZE2, c->kw << 24 | c->kh << 16 | kk);
     rp_set(p, RN_CNA_CBUF_CON0, banks | (12 - banks) << 4);
     rp_set(p, RN_CNA_CBUF_CON1, entries);
     rp_set(p, RN_CNA_CVT_CON0, 0xB);   /* converter bypassed */
@@ -156,10 +160,10 @@ static inline void rp_conv_regs(const struct rp_conv *c, struct rp_prog *p)
     rp_set(p, RN_CNA_FC_DATA_SIZE1, c->c);
     rp_set(p, RN_CNA_DCOMP_ADDR0, c->wt);
     rp_set(p, RN_CNA_PAD_CON1, c->pad_value);
-    rp_set(p, RN_CORE_MISC_CFG, c->prec << 8 | (q.bits <= 8 ? 0 : 1));   /* QD_EN past 8 bits */
+    rp_set(p, RN_CORE_MISC_CFG, c->prec << 8 | (c->dw ? 2 : 0) | (q.bits <= 8 ? 0 : 1));
     rp_set(p, RN_CORE_DATAOUT_SIZE_0, (ho - 1) << 16 | (wo - 1));
     rp_set(p, RN_CORE_DATAOUT_SIZE_1, c->k - 1);
-    rp_set(p, RN_DPU_FEATURE_MODE_CFG, 15 << 5 | 2 << 1);
+    rp_set(p, RN_DPU_FEATURE_MODE_CFG, 15 << 5 | (c->dw ? 3 << 3 : 0) | 2 << 1);
     rp_set(p, RN_DPU_DATA_FORMAT, q.out << 29 | q.dpu << 26 | q.dpu);
     rp_set(p, RN_DPU_DST_BASE_ADDR, c->dst);
     rp_set(p, RN_DPU_DST_SURF_STRIDE, surf);
