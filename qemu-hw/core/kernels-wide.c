@@ -43,15 +43,28 @@ static void wide_pack(const int32_t *w, size_t nout, size_t kp, int32_t *packed,
     }
 }
 
-/* A step's 4 pixel rows from p0; past np, the first again (summed, never stored). Returns how
- * many are real. */
-static inline size_t rows4(const int32_t *a, size_t lda, size_t np, size_t p0, const int32_t **r)
+/*
+ * The vector paths' loop: steps of 4 pixel rows times `width` outputs. A step gets the rows
+ * (past np the first again, summed and never stored: pn are real), the packed weights of its
+ * outputs, and stores the n <= width sums of each real row, `no` apart.
+ */
+typedef void wstep_fn(const int32_t *const *r, size_t pn, const int32_t *w, size_t kp, size_t n,
+                      int64_t *out, size_t no);
+
+static void wdrive(const int32_t *a, size_t lda, size_t np, const int32_t *wp, size_t no,
+                   size_t kp, int64_t *acc, size_t width, wstep_fn *step)
 {
-    size_t pn = np - p0 < 4 ? np - p0 : 4;
-    for (size_t i = 0; i < 4; i++) {
-        r[i] = a + (p0 + (i < pn ? i : 0)) * lda;
+    for (size_t p0 = 0; p0 < np; p0 += 4) {
+        size_t pn = np - p0 < 4 ? np - p0 : 4;
+        const int32_t *r[4];
+        for (size_t i = 0; i < 4; i++) {
+            r[i] = a + (p0 + (i < pn ? i : 0)) * lda;
+        }
+        for (size_t o0 = 0; o0 < no; o0 += width) {   /* block o0 / g of the packing */
+            step(r, pn, wp + o0 * kp, kp, no - o0 < width ? no - o0 : width,
+                 acc + p0 * no + o0, no);
+        }
     }
-    return pn;
 }
 
 /* ---- generic: rows as they are, 2 pixels x 4 outputs in registers; sums modulo 2^64 ---- */
@@ -116,43 +129,40 @@ AVX2 static void wgemm_pack_avx2(const int32_t *w, size_t nout, size_t kp, int32
     wide_pack(w, nout, kp, packed, 8, true);
 }
 
-AVX2 static void wgemm_avx2(const int32_t *a, size_t lda, size_t np, const int32_t *wp,
-                            size_t no, size_t kp, int64_t *acc)
+AVX2 static void step_avx2(const int32_t *const *r, size_t pn, const int32_t *w, size_t kp,
+                           size_t n, int64_t *out, size_t no)
 {
-    size_t nob = (no + 7) / 8;
-    for (size_t p0 = 0; p0 < np; p0 += 4) {
-        const int32_t *r[4];
-        size_t pn = rows4(a, lda, np, p0, r);
-        for (size_t ob = 0; ob < nob; ob++) {
-            const int32_t *w = wp + ob * kp * 8;
-            __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-            __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-            for (size_t k = 0; k < kp; k++) {
-                __m256i b0 = _mm256_loadu_si256((const __m256i *)(w + 8 * k));
-                __m256i b1 = _mm256_srli_epi64(b0, 32), x;
-                x = _mm256_set1_epi32(r[0][k]);
-                c00 = _mm256_add_epi64(c00, _mm256_mul_epi32(b0, x));
-                c01 = _mm256_add_epi64(c01, _mm256_mul_epi32(b1, x));
-                x = _mm256_set1_epi32(r[1][k]);
-                c10 = _mm256_add_epi64(c10, _mm256_mul_epi32(b0, x));
-                c11 = _mm256_add_epi64(c11, _mm256_mul_epi32(b1, x));
-                x = _mm256_set1_epi32(r[2][k]);
-                c20 = _mm256_add_epi64(c20, _mm256_mul_epi32(b0, x));
-                c21 = _mm256_add_epi64(c21, _mm256_mul_epi32(b1, x));
-                x = _mm256_set1_epi32(r[3][k]);
-                c30 = _mm256_add_epi64(c30, _mm256_mul_epi32(b0, x));
-                c31 = _mm256_add_epi64(c31, _mm256_mul_epi32(b1, x));
-            }
-            size_t o0 = ob * 8, n = no - o0 < 8 ? no - o0 : 8;
-            __m256i c[4][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 } };
-            for (size_t i = 0; i < pn; i++) {
-                int64_t s[8];
-                _mm256_storeu_si256((__m256i *)s, c[i][0]);
-                _mm256_storeu_si256((__m256i *)(s + 4), c[i][1]);
-                memcpy(acc + (p0 + i) * no + o0, s, n * sizeof(int64_t));
-            }
-        }
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (size_t k = 0; k < kp; k++) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(w + 8 * k));
+        __m256i b1 = _mm256_srli_epi64(b0, 32), x;
+        x = _mm256_set1_epi32(r[0][k]);
+        c00 = _mm256_add_epi64(c00, _mm256_mul_epi32(b0, x));
+        c01 = _mm256_add_epi64(c01, _mm256_mul_epi32(b1, x));
+        x = _mm256_set1_epi32(r[1][k]);
+        c10 = _mm256_add_epi64(c10, _mm256_mul_epi32(b0, x));
+        c11 = _mm256_add_epi64(c11, _mm256_mul_epi32(b1, x));
+        x = _mm256_set1_epi32(r[2][k]);
+        c20 = _mm256_add_epi64(c20, _mm256_mul_epi32(b0, x));
+        c21 = _mm256_add_epi64(c21, _mm256_mul_epi32(b1, x));
+        x = _mm256_set1_epi32(r[3][k]);
+        c30 = _mm256_add_epi64(c30, _mm256_mul_epi32(b0, x));
+        c31 = _mm256_add_epi64(c31, _mm256_mul_epi32(b1, x));
     }
+    __m256i c[4][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 } };
+    for (size_t i = 0; i < pn; i++) {
+        int64_t s[8];
+        _mm256_storeu_si256((__m256i *)s, c[i][0]);
+        _mm256_storeu_si256((__m256i *)(s + 4), c[i][1]);
+        memcpy(out + i * no, s, n * sizeof(int64_t));
+    }
+}
+
+static void wgemm_avx2(const int32_t *a, size_t lda, size_t np, const int32_t *wp, size_t no,
+                       size_t kp, int64_t *acc)
+{
+    wdrive(a, lda, np, wp, no, kp, acc, 8, step_avx2);
 }
 
 const struct rn_wide_impl rn_wide_avx2 = {
@@ -161,7 +171,7 @@ const struct rn_wide_impl rn_wide_avx2 = {
 
 /*
  * AVX-512: 4 pixels x 32 outputs, 16 zmm accumulators of 8 int64, the same scheme on 16-output
- * blocks (two per step; a lone last block is computed twice and stored once).
+ * blocks (two a step; a lone last block is computed twice and stored once).
  */
 #define AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl")))
 
@@ -179,47 +189,44 @@ AVX512 static void wgemm_pack_avx512(const int32_t *w, size_t nout, size_t kp, i
     c0 = _mm512_add_epi64(c0, _mm512_mul_epi32(b0, x)),                                       \
     c1 = _mm512_add_epi64(c1, _mm512_mul_epi32(b1, x))
 
-AVX512 static void wgemm_avx512(const int32_t *a, size_t lda, size_t np, const int32_t *wp,
-                                size_t no, size_t kp, int64_t *acc)
+AVX512 static void step_avx512(const int32_t *const *r, size_t pn, const int32_t *w0, size_t kp,
+                               size_t n, int64_t *out, size_t no)
 {
-    size_t nob = (no + 15) / 16;
-    for (size_t p0 = 0; p0 < np; p0 += 4) {
-        const int32_t *r[4];
-        size_t pn = rows4(a, lda, np, p0, r);
-        for (size_t ob = 0; ob < nob; ob += 2) {
-            const int32_t *w0 = wp + ob * kp * 16, *w1 = ob + 1 < nob ? w0 + kp * 16 : w0;
-            __m512i c[4][4];
-            for (size_t i = 0; i < 4; i++) {
-                for (size_t j = 0; j < 4; j++) {
-                    c[i][j] = _mm512_setzero_si512();
-                }
-            }
-            for (size_t k = 0; k < kp; k++) {
-                __m512i b0 = _mm512_loadu_si512(w0 + 16 * k), b1 = _mm512_srli_epi64(b0, 32);
-                __m512i b2 = _mm512_loadu_si512(w1 + 16 * k), b3 = _mm512_srli_epi64(b2, 32);
-                __m512i x = _mm512_set1_epi32(r[0][k]);
-                MUL2(c[0][0], c[0][1], b0, b1, x);
-                MUL2(c[0][2], c[0][3], b2, b3, x);
-                x = _mm512_set1_epi32(r[1][k]);
-                MUL2(c[1][0], c[1][1], b0, b1, x);
-                MUL2(c[1][2], c[1][3], b2, b3, x);
-                x = _mm512_set1_epi32(r[2][k]);
-                MUL2(c[2][0], c[2][1], b0, b1, x);
-                MUL2(c[2][2], c[2][3], b2, b3, x);
-                x = _mm512_set1_epi32(r[3][k]);
-                MUL2(c[3][0], c[3][1], b0, b1, x);
-                MUL2(c[3][2], c[3][3], b2, b3, x);
-            }
-            size_t o0 = ob * 16, n = no - o0 < 32 ? no - o0 : 32;
-            for (size_t i = 0; i < pn; i++) {
-                int64_t *dst = acc + (p0 + i) * no + o0;
-                for (size_t j = 0; j < 4 && 8 * j < n; j++) {
-                    size_t m = n - 8 * j < 8 ? n - 8 * j : 8;
-                    _mm512_mask_storeu_epi64(dst + 8 * j, (__mmask8)((1u << m) - 1), c[i][j]);
-                }
-            }
+    const int32_t *w1 = n > 16 ? w0 + kp * 16 : w0;
+    __m512i c[4][4];
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t j = 0; j < 4; j++) {
+            c[i][j] = _mm512_setzero_si512();
         }
     }
+    for (size_t k = 0; k < kp; k++) {
+        __m512i b0 = _mm512_loadu_si512(w0 + 16 * k), b1 = _mm512_srli_epi64(b0, 32);
+        __m512i b2 = _mm512_loadu_si512(w1 + 16 * k), b3 = _mm512_srli_epi64(b2, 32);
+        __m512i x = _mm512_set1_epi32(r[0][k]);
+        MUL2(c[0][0], c[0][1], b0, b1, x);
+        MUL2(c[0][2], c[0][3], b2, b3, x);
+        x = _mm512_set1_epi32(r[1][k]);
+        MUL2(c[1][0], c[1][1], b0, b1, x);
+        MUL2(c[1][2], c[1][3], b2, b3, x);
+        x = _mm512_set1_epi32(r[2][k]);
+        MUL2(c[2][0], c[2][1], b0, b1, x);
+        MUL2(c[2][2], c[2][3], b2, b3, x);
+        x = _mm512_set1_epi32(r[3][k]);
+        MUL2(c[3][0], c[3][1], b0, b1, x);
+        MUL2(c[3][2], c[3][3], b2, b3, x);
+    }
+    for (size_t i = 0; i < pn; i++) {
+        for (size_t j = 0; j < 4 && 8 * j < n; j++) {
+            size_t m = n - 8 * j < 8 ? n - 8 * j : 8;
+            _mm512_mask_storeu_epi64(out + i * no + 8 * j, (__mmask8)((1u << m) - 1), c[i][j]);
+        }
+    }
+}
+
+static void wgemm_avx512(const int32_t *a, size_t lda, size_t np, const int32_t *wp, size_t no,
+                         size_t kp, int64_t *acc)
+{
+    wdrive(a, lda, np, wp, no, kp, acc, 32, step_avx512);
 }
 #undef MUL2
 
@@ -248,37 +255,34 @@ static void wgemm_pack_neon(const int32_t *w, size_t nout, size_t kp, int32_t *p
     c[0] = vmlal_n_s32(c[0], vget_low_s32(b0), x), c[1] = vmlal_high_n_s32(c[1], b0, x),      \
     c[2] = vmlal_n_s32(c[2], vget_low_s32(b1), x), c[3] = vmlal_high_n_s32(c[3], b1, x)
 
+static void step_neon(const int32_t *const *r, size_t pn, const int32_t *w, size_t kp, size_t n,
+                      int64_t *out, size_t no)
+{
+    int64x2_t c0[4], c1[4], c2[4], c3[4];
+    for (size_t j = 0; j < 4; j++) {
+        c0[j] = c1[j] = c2[j] = c3[j] = vdupq_n_s64(0);
+    }
+    for (size_t k = 0; k < kp; k++) {
+        int32x4_t b0 = vld1q_s32(w + 8 * k), b1 = vld1q_s32(w + 8 * k + 4);
+        MLAL4(c0, b0, b1, r[0][k]);
+        MLAL4(c1, b0, b1, r[1][k]);
+        MLAL4(c2, b0, b1, r[2][k]);
+        MLAL4(c3, b0, b1, r[3][k]);
+    }
+    int64x2_t *c[4] = { c0, c1, c2, c3 };
+    for (size_t i = 0; i < pn; i++) {
+        int64_t s[8];
+        for (size_t j = 0; j < 4; j++) {
+            vst1q_s64(s + 2 * j, c[i][j]);
+        }
+        memcpy(out + i * no, s, n * sizeof(int64_t));
+    }
+}
+
 static void wgemm_neon(const int32_t *a, size_t lda, size_t np, const int32_t *wp, size_t no,
                        size_t kp, int64_t *acc)
 {
-    size_t nob = (no + 7) / 8;
-    for (size_t p0 = 0; p0 < np; p0 += 4) {
-        const int32_t *r[4];
-        size_t pn = rows4(a, lda, np, p0, r);
-        for (size_t ob = 0; ob < nob; ob++) {
-            const int32_t *w = wp + ob * kp * 8;
-            int64x2_t c0[4], c1[4], c2[4], c3[4];
-            for (size_t j = 0; j < 4; j++) {
-                c0[j] = c1[j] = c2[j] = c3[j] = vdupq_n_s64(0);
-            }
-            for (size_t k = 0; k < kp; k++) {
-                int32x4_t b0 = vld1q_s32(w + 8 * k), b1 = vld1q_s32(w + 8 * k + 4);
-                MLAL4(c0, b0, b1, r[0][k]);
-                MLAL4(c1, b0, b1, r[1][k]);
-                MLAL4(c2, b0, b1, r[2][k]);
-                MLAL4(c3, b0, b1, r[3][k]);
-            }
-            size_t o0 = ob * 8, n = no - o0 < 8 ? no - o0 : 8;
-            int64x2_t *c[4] = { c0, c1, c2, c3 };
-            for (size_t i = 0; i < pn; i++) {
-                int64_t s[8];
-                for (size_t j = 0; j < 4; j++) {
-                    vst1q_s64(s + 2 * j, c[i][j]);
-                }
-                memcpy(acc + (p0 + i) * no + o0, s, n * sizeof(int64_t));
-            }
-        }
-    }
+    wdrive(a, lda, np, wp, no, kp, acc, 8, step_neon);
 }
 #undef MLAL4
 
