@@ -554,14 +554,16 @@ def test_rknpu_run_messages_are_bounded_per_kick(jobroot):
 
 # ---- exp11_rss.py: scratch buffers of the largest legal tasks are never given back ----
 
-def rss_mib(q):
+def rss_mib(q, field="VmRSS"):
     with open(f"/proc/{q.proc.pid}/status") as f:
-        return next(int(ln.split()[1]) // 1024 for ln in f if ln.startswith("VmRSS"))
+        return next(int(ln.split()[1]) // 1024 for ln in f if ln.startswith(field))
 
 
 def test_scratch_memory_is_given_back_after_a_huge_task(qemus):
-    """The largest depthwise row (8192 wide, 8192 channels) takes ~700 MiB of scratch a core;
-    after it, a reset and a small kick, QEMU should be back near where it started."""
+    """The largest depthwise row (8192 wide, 8192 channels) takes ~150 MiB of scratch a core
+    (it was ~700 MiB before its accumulators went by blocks of pixels); after it, a reset and a
+    small kick, QEMU should be back near where it started. The peak is the high-water mark: the
+    buffers may be given back before a look at the RSS."""
     q = qemus(args=["-trace", "rk3588_npu_task"], dflags=None)
 
     def run(regs, n):      # the task may end in an error or a modelled hang: wait for its trace
@@ -577,10 +579,11 @@ def test_scratch_memory_is_given_back_after_a_huge_task(qemus):
 
     before = rss_mib(q)
     run(conv_regs(2047, 1, 8192, 8192, wo=8192, ho=1, dw=True), 1)
-    peak = rss_mib(q)
+    peak = rss_mib(q, "VmHWM")
     run(conv_regs(8, 4, 16, 32), 2)
     after = rss_mib(q)
-    assert peak > before + 300, f"the task did not take its scratch ({before} -> {peak} MiB)"
+    print(f"RSS {before} -> peak {peak} -> {after} MiB")
+    assert peak > before + 100, f"the task did not take its scratch ({before} -> {peak} MiB)"
     assert after < before + 100, f"RSS {before} -> {peak} -> {after} MiB"
 
 

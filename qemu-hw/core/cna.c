@@ -102,8 +102,7 @@ bool rn_cna_fetch_wide(struct rn_core *c, const struct rn_mem *m, const struct r
                                        (int64_t)y * d->row_pitch);
             size_t len = (joined ? nsurf : 1) * d->wi * 16;
             out->st.bytes_read += len;
-            if (m->read(m->opaque, addr, row + s * d->wi * 16, len)) {
-                out->error |= RN_ERR_DMA_READ;
+            if (!rn_dma_get(c, m, addr, row + s * d->wi * 16, len, out)) {
                 return false;
             }
         }
@@ -118,6 +117,10 @@ bool rn_cna_fetch_wide(struct rn_core *c, const struct rn_mem *m, const struct r
     for (uint32_t y = 0; y < d->hi && (uint64_t)y + d->pt < hp; y++) {
         for (uint32_t x = 0; x < d->wi && (uint64_t)x + d->pl < wp; x++) {
             const uint8_t *src = img + ((size_t)y * d->wi + x) * cb;
+            /* the CBUF model goes a byte at a time: one row can take 100 ms */
+            if (x % RN_CANCEL_BLOCK == 0 && rn_cancelled(c)) {
+                return false;
+            }
             int32_t *dst = tile + (((size_t)y + d->pt) * wp + x + d->pl) * d->ci;
             if (d->cbuf_remap) {   /* read back through the CBUF model (Q15), byte by byte */
                 for (size_t b = 0; b < cb; b++) {
@@ -147,8 +150,7 @@ bool rn_cna_weights_wide(struct rn_core *c, const struct rn_mem *m, const struct
         return false;
     }
     out->st.bytes_read += rn_weight_dma_bytes(REG(c, CNA_CBUF_CON0), d->wt_bytes);
-    if (m->read(m->opaque, d->wt_addr + d->dma_base, raw, d->wt_bytes)) {
-        out->error |= RN_ERR_DMA_READ;
+    if (!rn_dma_get(c, m, d->wt_addr + d->dma_base, raw, d->wt_bytes, out)) {
         return false;
     }
     /* rn_weight_elem() walked in runs: channels c .. c + gw - 1 of one kernel group and tap */
@@ -156,6 +158,9 @@ bool rn_cna_weights_wide(struct rn_core *c, const struct rn_mem *m, const struct
         for (uint32_t t = 0; t < taps; t++) {
             int32_t *dst = w + ((size_t)o * taps + t) * d->ci;
             uint32_t kg = d->dw ? d->p.dw_group : d->p.kg;
+            if (rn_cancelled(c)) {   /* a depthwise task is one kernel of up to 64 M elements */
+                return false;
+            }
             for (uint32_t ch = 0; ch < d->ci; ch += kg) {
                 uint32_t gw = d->ci - ch < kg ? d->ci - ch : kg;
                 uint64_t i = rn_weight_elem(&d->p, d->dw, d->ci, d->kh, d->kw, d->k, o, ch,

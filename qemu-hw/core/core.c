@@ -43,7 +43,7 @@ void rn_core_reset(struct rn_core *c)
     memset(c->lut, 0, sizeof(c->lut));
     c->lut_table = c->lut_addr = 0;
     c->kicked = false;
-    c->cancel = 0;
+    atomic_store_explicit(&c->cancel, 0, memory_order_relaxed);
 }
 
 static bool is_s_pointer(uint32_t offset)
@@ -197,7 +197,29 @@ void rn_core_adopt(struct rn_core *c, const struct rn_core *work)
 
 void rn_core_cancel(struct rn_core *c)
 {
-    c->cancel = 1;
+    atomic_store_explicit(&c->cancel, 1, memory_order_relaxed);
+}
+
+bool rn_dma_get(struct rn_core *c, const struct rn_mem *m, uint32_t iova, void *buf, size_t len,
+                struct rn_task_outcome *out)
+{
+    uint8_t *p = buf;
+    /* an access that crosses 4 GiB goes whole: what it does there is the host's business */
+    size_t step = (uint64_t)iova + len > (1ull << 32) ? len : RN_DMA_CHUNK;
+    do {
+        size_t n = len < step ? len : step;
+        if (rn_cancelled(c)) {
+            return false;
+        }
+        if (m->read(m->opaque, iova, p, n)) {
+            out->error |= RN_ERR_DMA_READ;
+            return false;
+        }
+        iova += (uint32_t)n;
+        p += n;
+        len -= n;
+    } while (len);
+    return true;
 }
 
 void rn_core_kick_sync(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_result *res)

@@ -184,6 +184,9 @@ bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn
     uint8_t *raw;
     if (d->ew_from_regs) {   /* EDATA_SIZE may be anything here, 0 included */
         for (uint32_t o = 0; o < d->co_calc; o++) {
+            if (rn_cancelled(c)) {
+                return false;
+            }
             for (size_t p = 0; p < npix; p++) {
                 ew[o * npix + p] = d->ew_reg[(o / 8) % 8];
             }
@@ -207,12 +210,14 @@ bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn
                                                 d->ew_surf_stride));
         size_t len = d->ew_per_channel ? 16 : surf;
         out->st.bytes_read += len;
-        if (m->read(m->opaque, addr, raw, len)) {
-            out->error |= RN_ERR_DMA_READ;
+        if (!rn_dma_get(c, m, addr, raw, len, out)) {
             return false;
         }
         for (uint32_t l = 0; l < c2 && j * c2 + l < d->co_calc; l++) {
             uint32_t o = j * c2 + l;
+            if (rn_cancelled(c)) {
+                return false;
+            }
             for (size_t p = 0; p < npix; p++) {
                 size_t at = (d->ew_per_channel ? 0 : p * 16) + (size_t)l * d->ew_bytes;
                 ew[o * npix + p] = element(raw + at, d->ew_bytes);

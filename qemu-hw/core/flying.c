@@ -110,12 +110,11 @@ static bool fetch_main(struct rn_core *c, const struct rn_mem *m, const struct r
         return false;
     }
     for (uint32_t j = 0; j * c2 < d->co_calc; j++) {
-        for (uint32_t y = 0; y < d->ho && !c->cancel; y++) {
+        for (uint32_t y = 0; y < d->ho; y++) {
             uint32_t a = (uint32_t)(REG(c, DPU_RDMA_SRC_BASE_ADDR) + d->dma_base + j * surf +
                                     (uint64_t)y * (d->wo + ln) * 16);
             out->st.bytes_read += (uint64_t)d->wo * 16;
-            if (m->read(m->opaque, a, row, (size_t)d->wo * 16)) {
-                out->error |= RN_ERR_DMA_READ;
+            if (!rn_dma_get(c, m, a, row, (size_t)d->wo * 16, out)) {
                 return false;
             }
             for (uint32_t x = 0; x < d->wo; x++) {
@@ -204,7 +203,10 @@ void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
     }
     f.ew = ew;
     for (uint32_t o = 0; o < (d.co + c2o - 1) / c2o * c2o; o++) {
-        for (size_t p = 0; p < npix && !c->cancel; p++) {
+        for (size_t p = 0; p < npix; p++) {
+            if (p % RN_CANCEL_BLOCK == 0 && rn_cancelled(c)) {
+                return;
+            }
             uint8_t *dst = obuf + ((size_t)(o / c2o) * npix + p) * 16 + (o % c2o) * d.out_bytes;
             int32_t v = o < d.co_calc ? main[p * d.co_calc + o] : 0;
             int64_t e = ew && o < d.co_calc ? ew[(size_t)o * npix + p] : 0;
@@ -218,7 +220,8 @@ void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
             }
         }
     }
-    if (!out->error && !c->cancel) {
+    if (!out->error && !rn_cancelled(c)) {
+        out->wrote = true;   /* from here on the task runs to its end (see write_output) */
         write_out(c, mem, &d, obuf, out);
     }
 }

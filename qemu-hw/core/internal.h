@@ -56,8 +56,30 @@ void rn_lut_write(struct rn_core *c, uint32_t offset, uint32_t value);
 struct rn_task_outcome {
     uint32_t error;           /* RN_ERR_* */
     bool hang;
+    bool wrote;               /* its memory writes began: a cancel no longer stops it */
     struct rn_task_stats st;
 };
+
+/*
+ * Has rn_core_cancel() been called? Relaxed: the flag carries no data (the host takes the
+ * kick's outcome under its own lock), and once set it stays set for the rest of the kick, so
+ * every later check sees it too: work abandoned in a loop is never written out.
+ */
+static inline bool rn_cancelled(const struct rn_core *c)
+{
+    return atomic_load_explicit(&c->cancel, memory_order_relaxed) != 0;
+}
+
+/*
+ * A task's DMA read in pieces of RN_DMA_CHUNK bytes, the cancel flag checked before each. False
+ * on a fault (RN_ERR_DMA_READ in out->error) or when cancelled (buf is then partly filled).
+ */
+#define RN_DMA_CHUNK (1u << 20)
+bool rn_dma_get(struct rn_core *c, const struct rn_mem *m, uint32_t iova, void *buf, size_t len,
+                struct rn_task_outcome *out);
+
+/* Output pixels, or work items of a similar size, between cancel checks in the compute loops. */
+#define RN_CANCEL_BLOCK 64u
 
 /*
  * A quirk's trigger held on this task: if it is switched on, log it once per task (naming the

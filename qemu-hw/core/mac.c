@@ -333,9 +333,13 @@ static bool setup(struct rn_core *c, const struct rn_mem *m, const struct rn_con
     if (mc->kind == MAC_INT) {
         return true;
     }
+    /* up to 32 M elements each: a cancel check between them */
     to_f32(mc->tile, ntile, d->prec);
+    if (rn_cancelled(c)) {
+        return false;
+    }
     to_f32(mc->w, nw, d->prec);
-    return true;
+    return !rn_cancelled(c);
 }
 
 /* Kernel o's weights as the scalar sums take them (m·2^e, range), decoded on first use: the
@@ -434,8 +438,8 @@ static void out_float(const struct rn_conv *d, const struct post *q, uint8_t *ds
  * Output pixel (y, x): every channel. vec: the vector path, its block holding the pixel as the
  * i-th, or NULL; it gives every integer sum, and the float sums it can show exact.
  */
-static void pixel(struct mac *mc, struct rn_macvec *vec, const struct post *q, void *obuf,
-                  uint32_t y, uint32_t x, uint32_t i)
+static bool pixel(struct rn_core *c, struct mac *mc, struct rn_macvec *vec,
+                  const struct post *q, void *obuf, uint32_t y, uint32_t x, uint32_t i)
 {
     const struct rn_conv *d = mc->d;
     size_t pix = (size_t)y * d->wo + x, n = d->dw ? mc->taps : mc->taps * d->ci;
@@ -450,6 +454,10 @@ static void pixel(struct mac *mc, struct rn_macvec *vec, const struct post *q, v
     uint32_t c2 = rn_c2o(d), eb = d->out_bytes;    /* (the stores below may alias d) */
     for (uint32_t o = 0, lane = 0; o < d->co_calc; o++, dst += eb) {
         size_t off = d->dw ? o : 0, wo_ = d->dw ? o : (size_t)o * n;
+        /* a scalar dot product: up to 2^16 terms, in 640-bit arithmetic at worst */
+        if (o % 16 == 0 && rn_cancelled(c)) {
+            return false;
+        }
         if (lane++ == c2) {
             lane = 1;
             dst += q->npix * 16 - 16;
@@ -485,6 +493,7 @@ static void pixel(struct mac *mc, struct rn_macvec *vec, const struct post *q, v
                                 n, stride, d->dw ? NULL : &pe, d->dw ? NULL : &mc->wexp[o]));
         }
     }
+    return true;
 }
 
 bool rn_mac_scalar_only;
@@ -504,7 +513,7 @@ bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv
     if ((!d->dw || d->p.fp) && !rn_mac_scalar_only) {   /* depthwise: fp16 only (Q19) */
         vec = rn_macvec_setup(c, d, mc.tile, mc.hp * mc.wp * d->ci, mc.w, (uint32_t)mc.nk,
                               out);
-        if (!vec) {
+        if (!vec || rn_cancelled(c)) {
             return false;
         }
     }
@@ -517,16 +526,23 @@ bool rn_mac_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv
     }
     /* depthwise channels past DATAIN_CHANNEL, and kernels past WEIGHT_KERNELS, sum to 0 (Q11) */
     q.cc = d->dw ? (d->ci < d->co_calc ? d->ci : d->co_calc) : (uint32_t)mc.nk;
-    /* blocks of output pixels in rows of Wo (a row-major matmul has Wo 1) */
-    block = vec ? RN_MACVEC_PIXELS : 1;
-    for (size_t p0 = 0; p0 < q.npix && !c->cancel; p0 += block) {
+    /* blocks of output pixels in rows of Wo (a row-major matmul has Wo 1); fewer than
+     * RN_MACVEC_PIXELS when their MACs pass 2^26, so that a cancel is seen within ~10 ms */
+    block = vec ? (1u << 26) / ((uint64_t)mc.nk * mc.taps * d->ci + 1) : 1;
+    block = block < 1 ? 1 : block > RN_MACVEC_PIXELS ? RN_MACVEC_PIXELS : block;
+    for (size_t p0 = 0; p0 < q.npix; p0 += block) {
         uint32_t np = q.npix - p0 < block ? (uint32_t)(q.npix - p0) : (uint32_t)block;
+        if (rn_cancelled(c)) {
+            return false;
+        }
         if (vec) {
             rn_macvec_block(vec, d, mc.tile, mc.wp, p0, np);
         }
         for (uint32_t i = 0; i < np; i++) {
-            pixel(&mc, vec, &q, obuf, (uint32_t)((p0 + i) / d->wo),
-                  (uint32_t)((p0 + i) % d->wo), i);
+            if (!pixel(c, &mc, vec, &q, obuf, (uint32_t)((p0 + i) / d->wo),
+                       (uint32_t)((p0 + i) % d->wo), i)) {
+                return false;
+            }
         }
     }
     return true;

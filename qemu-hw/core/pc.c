@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #define MAX_LOGGED_BAD_ENTRIES 4
+#define CANCEL_ENTRIES 4096   /* entries between cancel checks: each may format a log message */
 
 static uint64_t le64(const uint8_t *p)
 {
@@ -66,6 +67,9 @@ static void run_task(struct rn_core *c, const struct rn_mem *mem, uint32_t base,
     }
     for (uint32_t i = 0; i < n; i++) {
         uint64_t e = le64(buf + 8 * (size_t)i);
+        if (i % CANCEL_ENTRIES == CANCEL_ENTRIES - 1 && rn_cancelled(c)) {
+            return;
+        }
         switch (rn_entry_kind(e)) {
         case RN_ENTRY_WRITE:
             *wrote_base |= stream_write(c, e);
@@ -115,21 +119,22 @@ static void run_kick(struct rn_core *c, const struct rn_mem *mem, struct rn_kick
     for (uint32_t t = 0; t < ntasks; t++) {
         struct rn_task_outcome o;
         bool wrote_base;
-        if (c->cancel) {
+        if (rn_cancelled(c)) {
             res->cancelled = true;
             return;
         }
         run_task(c, mem, base, amount, t, &o, &wrote_base);
+        if (!o.wrote && rn_cancelled(c)) {
+            /* stopped, or done without a write: either way not reported, the re-run does it */
+            res->cancelled = true;
+            return;
+        }
         o.st.error = o.error;
         rn_cycles_estimate(&c->timing, &o.st);
         add_stats(res, &o.st);
         res->tasks++;
         if (c->on_task) {
             c->on_task(c->task_opaque, &o.st);
-        }
-        if (c->cancel) {
-            res->cancelled = true;
-            return;
         }
         if (o.hang) {
             res->hang = true;

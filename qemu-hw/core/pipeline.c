@@ -15,15 +15,11 @@ struct tile {
     uint32_t hp, wp;
 };
 
-static bool dma_read(const struct rn_mem *m, uint32_t iova, void *buf, size_t len,
-                     struct rn_task_outcome *out)
+static bool dma_read(struct rn_core *c, const struct rn_mem *m, uint32_t iova, void *buf,
+                     size_t len, struct rn_task_outcome *out)
 {
     out->st.bytes_read += len;
-    if (m->read(m->opaque, iova, buf, len)) {
-        out->error |= RN_ERR_DMA_READ;
-        return false;
-    }
-    return true;
+    return rn_dma_get(c, m, iova, buf, len, out);
 }
 
 static uint8_t fetched_byte(const struct rn_conv *d, uint8_t raw, uint32_t ch)
@@ -103,16 +99,22 @@ uint8_t rn_cbuf_byte(const struct rn_conv *d, const uint8_t *img, uint32_t y, ui
     return img[((size_t)r * g->w + sx) * g->c + sc];
 }
 
-static void cbuf_read(const struct rn_conv *d, const struct tile *img, struct tile *t)
+/* False when cancelled: a byte at a time, one row of pixels can take 100 ms. */
+static bool cbuf_read(struct rn_core *c, const struct rn_conv *d, const struct tile *img,
+                      struct tile *t)
 {
     for (uint32_t y = 0; y < d->hi && (uint64_t)y + d->pt < t->hp; y++) {
         for (uint32_t x = 0; x < d->wi && (uint64_t)x + d->pl < t->wp; x++) {
+            if (x % RN_CANCEL_BLOCK == 0 && rn_cancelled(c)) {
+                return false;
+            }
             uint8_t *dst = t->px + (((size_t)y + d->pt) * t->wp + x + d->pl) * d->ci;
             for (uint32_t ch = 0; ch < d->ci; ch++) {
                 dst[ch] = rn_cbuf_byte(d, img->px, y, x, ch, 0x80);   /* int8 0 */
             }
         }
     }
+    return true;
 }
 
 /* n pixels of the ci-byte pattern, by doubling copies */
@@ -149,6 +151,9 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
     /* the pad pattern where no input pixel lands: every pixel is stored once either way */
     for (uint32_t y = 0; y < t->hp; y++) {
         uint8_t *r = t->px + (size_t)y * t->wp * d->ci;
+        if (rn_cancelled(c)) {   /* up to 64 MiB of tile */
+            return false;
+        }
         if (y < d->pt || (uint64_t)y >= (uint64_t)d->pt + d->hi) {
             fill_pixels(r, pattern, d->ci, t->wp);
             continue;
@@ -168,7 +173,7 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
         }
         for (uint32_t y = 0; y < d->hi; y++) {
             uint32_t addr = (uint32_t)(base + (int64_t)y * d->row_pitch);
-            if (!dma_read(m, addr, raw, (size_t)d->wi * d->argb_n, out)) {
+            if (!dma_read(c, m, addr, raw, (size_t)d->wi * d->argb_n, out)) {
                 return false;
             }
             for (uint32_t x = 0; x < d->wi; x++) {
@@ -199,7 +204,7 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
         uint32_t n = d->ci - s * 16 < 16 ? d->ci - s * 16 : 16;
         for (uint32_t y = 0; y < d->hi; y++) {
             uint32_t addr = (uint32_t)(base + (int64_t)s * d->surf_pitch + (int64_t)y * d->row_pitch);
-            if (!dma_read(m, addr, row, (size_t)d->wi * 16, out)) {
+            if (!dma_read(c, m, addr, row, (size_t)d->wi * 16, out)) {
                 return false;
             }
             if (d->cbuf_remap) {
@@ -209,10 +214,7 @@ static bool fetch_input(struct rn_core *c, const struct rn_mem *m, const struct 
             }
         }
     }
-    if (d->cbuf_remap) {
-        cbuf_read(d, &img, t);
-    }
-    return true;
+    return !d->cbuf_remap || cbuf_read(c, d, &img, t);
 }
 
 /* Packed weights: conv rows [nout_pad][kp] in (ky, kx, c) order, depthwise [taps][ci] (Q5). */
@@ -232,8 +234,7 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
         return false;
     }
     out->st.bytes_read += rn_weight_dma_bytes(REG(c, CNA_CBUF_CON0), d->wt_bytes);
-    if (m->read(m->opaque, d->wt_addr + d->dma_base, raw, d->wt_bytes)) {
-        out->error |= RN_ERR_DMA_READ;
+    if (!rn_dma_get(c, m, d->wt_addr + d->dma_base, raw, d->wt_bytes, out)) {
         return false;
     }
     p->nk = d->dw ? 1 : (d->k < d->co_calc ? d->k : d->co_calc);
@@ -249,6 +250,9 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
     for (uint32_t o = 0; o < p->nk; o++) {
         int32_t s = 0;
         for (uint32_t t = 0; t < taps; t++) {
+            if (rn_cancelled(c)) {   /* up to 64 MiB of weights, in one depthwise kernel too */
+                return false;
+            }
             for (uint32_t c0 = 0; c0 < d->ci; c0 += g) {
                 uint32_t gw = d->ci - c0 < g ? d->ci - c0 : g;
                 uint64_t off = rn_weight_offset(d->dw, d->ci, d->kh, d->kw, d->k, o, c0,
@@ -275,8 +279,11 @@ bool rn_fetch_bias(struct rn_core *c, const struct rn_mem *m, const struct rn_co
     }
     raw = rn_scratch(c, RN_BUF_ACC, (size_t)d->bias_entries * 4);
     *bias = rn_scratch(c, RN_BUF_BIAS, (size_t)d->bias_entries * 4);
-    if (!raw || !*bias || !dma_read(m, d->bias_addr + d->dma_base, raw, d->bias_entries * 4u, out)) {
+    if (!raw || !*bias) {
         out->error |= RN_ERR_DMA_READ;
+        return false;
+    }
+    if (!dma_read(c, m, d->bias_addr + d->dma_base, raw, d->bias_entries * 4u, out)) {
         return false;
     }
     for (uint32_t i = 0; i < d->bias_entries; i++) {
@@ -305,7 +312,7 @@ static bool fetch_ew(struct rn_core *c, const struct rn_mem *m, const struct rn_
         uint32_t base = d->ew_two_streams && !odd ? d->ew_src : d->ew_base;
         uint32_t notch = odd ? d->ew_notch_ew : d->ew_notch_src;
         uint64_t off = rn_ew_offset(d->ew_two_streams, j, surf, notch, d->ew_surf_stride);
-        if (!dma_read(m, (uint32_t)(base + d->dma_base + off), *ew + j * surf, surf, out)) {
+        if (!dma_read(c, m, (uint32_t)(base + d->dma_base + off), *ew + j * surf, surf, out)) {
             return false;
         }
     }
@@ -452,6 +459,16 @@ static int32_t *cacc_tmp(const struct rows *r, struct rn_part *part, bool *ok)
     return tmp;
 }
 
+/*
+ * Output pixels a GEMM call takes: RN_CANCEL_BLOCK, fewer when their MACs pass 2^28 (a few ms),
+ * so that a cancel is seen between calls; a multiple of the kernels' 4-pixel step.
+ */
+static uint32_t gemm_block(const struct wpack *p)
+{
+    uint64_t n = (1ull << 28) / ((uint64_t)p->nout_pad * p->kp) & ~3ull;
+    return n < 4 ? 4 : n > RN_CANCEL_BLOCK ? RN_CANCEL_BLOCK : (uint32_t)n;
+}
+
 static void conv_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
 {
     const struct rows *r = arg;
@@ -459,8 +476,9 @@ static void conv_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
     const struct tile *t = r->t;
     const struct wpack *p = r->p;
     size_t seg = (size_t)d->kw * d->ci, taps_ci = (size_t)d->kh * seg;
-    uint8_t *patch = rn_part_scratch(part, RN_BUF_PATCH, (size_t)d->wo * p->kp);
-    int32_t *acc = rn_part_scratch(part, RN_BUF_ACC, (size_t)d->wo * p->nout_pad * sizeof(int32_t));
+    uint32_t blk = gemm_block(p), nk = p->nk < d->co_calc ? p->nk : d->co_calc;
+    uint8_t *patch = rn_part_scratch(part, RN_BUF_PATCH, (size_t)blk * p->kp);
+    int32_t *acc = rn_part_scratch(part, RN_BUF_ACC, (size_t)blk * p->nout_pad * sizeof(int32_t));
     int32_t *fix = rn_part_scratch(part, RN_BUF_WIDE, CO16(d) * 2 * sizeof(int32_t));
     bool ok = patch && acc && fix;
     int32_t *tmp = cacc_tmp(r, part, &ok), *wsum = fix + CO16(d);
@@ -468,28 +486,33 @@ static void conv_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
         return;
     }
     memset(fix, 0, CO16(d) * 2 * sizeof(int32_t));
-    memset(patch, 0, (size_t)d->wo * p->kp);
+    memset(patch, 0, (size_t)blk * p->kp);
     /* a 1x1, stride-1 conv over whole RN_KP_ALIGN-byte channel rows reads its patch in place */
     bool direct = d->kh == 1 && d->kw == 1 && d->sx == 1 && p->kp == d->ci;
-    for (uint32_t y = y0; y < y1 && !r->c->cancel; y++) {
-        const uint8_t *rows = patch;
-        if (direct) {
-            rows = t->px + (size_t)y * d->sy * t->wp * d->ci;
-        } else {
-            for (uint32_t x = 0; x < d->wo; x++) {
-                for (uint32_t ky = 0; ky < d->kh; ky++) {
-                    const uint8_t *src =
-                        t->px + (((size_t)y * d->sy + ky) * t->wp + (size_t)x * d->sx) * d->ci;
-                    memcpy(patch + x * p->kp + ky * seg, src, seg);
+    for (uint32_t y = y0; y < y1; y++) {
+        for (uint32_t x0 = 0; x0 < d->wo; x0 += blk) {
+            uint32_t n = d->wo - x0 < blk ? d->wo - x0 : blk;
+            const uint8_t *rows = patch;
+            if (rn_cancelled(r->c)) {
+                return;
+            }
+            if (direct) {
+                rows = t->px + ((size_t)y * d->sy * t->wp + x0) * d->ci;
+            } else {
+                for (uint32_t i = 0; i < n; i++) {
+                    for (uint32_t ky = 0; ky < d->kh; ky++) {
+                        const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp +
+                                                      (size_t)(x0 + i) * d->sx) * d->ci;
+                        memcpy(patch + i * p->kp + ky * seg, src, seg);
+                    }
                 }
             }
-        }
-        rn_gemm_u8s8(rows, d->wo, r->w, p->nout_pad, p->kp, acc);
-        for (uint32_t x = 0; x < d->wo; x++) {
-            int32_t s = (int32_t)rn_sum_u8(rows + x * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
-            uint32_t nk = p->nk < d->co_calc ? p->nk : d->co_calc;
-            rn_conv_fix(acc + (size_t)x * p->nout_pad, p->sum, nk, d->co_calc, s, fix, wsum);
-            dpu_pixel(r->k, fix, wsum, (size_t)y * d->wo + x, r->obuf, r->ew, tmp);
+            rn_gemm_u8s8(rows, n, r->w, p->nout_pad, p->kp, acc);
+            for (uint32_t i = 0; i < n; i++) {
+                int32_t s = (int32_t)rn_sum_u8(rows + i * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
+                rn_conv_fix(acc + (size_t)i * p->nout_pad, p->sum, nk, d->co_calc, s, fix, wsum);
+                dpu_pixel(r->k, fix, wsum, (size_t)y * d->wo + x0 + i, r->obuf, r->ew, tmp);
+            }
         }
     }
 }
@@ -501,24 +524,32 @@ static void dw_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
     const struct tile *t = r->t;
     /* channels >= DATAIN_CHANNEL have no input or weights: zero sums (Q11) */
     uint32_t cc = d->ci < d->co_calc ? d->ci : d->co_calc, stride = (uint32_t)CO16(d);
-    int32_t *acc = rn_part_scratch(part, RN_BUF_ACC, (size_t)d->wo * stride * sizeof(int32_t));
-    int32_t *sum = rn_part_scratch(part, RN_BUF_PATCH, (size_t)d->wo * stride * sizeof(int32_t));
+    size_t bytes = (size_t)RN_CANCEL_BLOCK * stride * sizeof(int32_t);
+    int32_t *acc = rn_part_scratch(part, RN_BUF_ACC, bytes);
+    int32_t *sum = rn_part_scratch(part, RN_BUF_PATCH, bytes);
     bool ok = acc && sum;
     int32_t *tmp = cacc_tmp(r, part, &ok);
     if (!ok) {
         return;
     }
-    for (uint32_t y = y0; y < y1 && !r->c->cancel; y++) {
-        memset(acc, 0, (size_t)d->wo * stride * sizeof(int32_t));
-        memset(sum, 0, (size_t)d->wo * stride * sizeof(int32_t));
-        for (uint32_t x = 0; x < d->wo; x++) {
-            const uint8_t *src = t->px + ((size_t)y * d->sy * t->wp + (size_t)x * d->sx) * d->ci;
-            rn_dw_pixel(src, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw, r->p->w, d->ci,
-                        acc + (size_t)x * stride, sum + (size_t)x * stride, cc);
-        }
-        for (uint32_t x = 0; x < d->wo; x++) {
-            dpu_pixel(r->k, acc + (size_t)x * stride, sum + (size_t)x * stride,
-                      (size_t)y * d->wo + x, r->obuf, r->ew, tmp);
+    for (uint32_t y = y0; y < y1; y++) {
+        for (uint32_t x0 = 0; x0 < d->wo; x0 += RN_CANCEL_BLOCK) {
+            uint32_t n = d->wo - x0 < RN_CANCEL_BLOCK ? d->wo - x0 : RN_CANCEL_BLOCK;
+            if (rn_cancelled(r->c)) {
+                return;
+            }
+            memset(acc, 0, (size_t)n * stride * sizeof(int32_t));
+            memset(sum, 0, (size_t)n * stride * sizeof(int32_t));
+            for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *src =
+                    t->px + ((size_t)y * d->sy * t->wp + (size_t)(x0 + i) * d->sx) * d->ci;
+                rn_dw_pixel(src, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw, r->p->w, d->ci,
+                            acc + (size_t)i * stride, sum + (size_t)i * stride, cc);
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                dpu_pixel(r->k, acc + (size_t)i * stride, sum + (size_t)i * stride,
+                          (size_t)y * d->wo + x0 + i, r->obuf, r->ew, tmp);
+            }
         }
     }
 }
@@ -559,7 +590,11 @@ static bool write_surface(const struct rn_mem *m, const struct rn_conv *d, uint3
     return true;
 }
 
-/* WDMA: whole 16-byte atoms per surface; channels past ORIG_CHANNEL carry OFFSET_PEND (Q11). */
+/*
+ * WDMA: whole 16-byte atoms per surface; channels past ORIG_CHANNEL carry OFFSET_PEND (Q11).
+ * Once the first byte goes out the task is no longer cancelled: a re-run from the kick's
+ * snapshot must not find its input half overwritten (an output over its own input).
+ */
 static void write_output(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                          int8_t *obuf, struct rn_task_outcome *out)
 {
@@ -567,6 +602,9 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
     uint32_t nsurf = NSURF(d), group_bytes = d->group_channels * d->out_bytes;
     uint32_t per_group = group_bytes / 16;
     for (uint32_t j = 0; j < nsurf; j++) {
+        if (rn_cancelled(c)) {
+            return;
+        }
         /* one atom's pattern: lanes past CO_CALC carry OFFSET_PEND, gated lanes 0 (Q11, Q15) */
         uint8_t keep[16], fill[16] = { 0 };
         bool any = false;
@@ -598,6 +636,10 @@ static void write_output(struct rn_core *c, const struct rn_mem *m, const struct
                 "on hardware", d->surf_add, d->dst_surf_stride);
     }
     size_t budget = 1024;   /* a writer with the wrong SIZE_E stalls after 1024 bytes (Q15) */
+    if (rn_cancelled(c)) {
+        return;
+    }
+    out->wrote = true;
     for (uint32_t j = 0; j < nsurf; j++) {
         uint64_t off = rn_wdma_offset(j, group_bytes, d->surf_add, d->dst_surf_stride);
         size_t len = d->size_e_hang && surf > budget ? budget : surf;
@@ -666,7 +708,7 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
         obuf = rn_scratch(c, RN_BUF_OUT, (size_t)NSURF(d) * 16 * d->wo * d->ho);
         if (!obuf) {
             out->error |= RN_ERR_DMA_READ;
-        } else if (rn_mac_wide(c, mem, d, obuf, out) && !out->error && !c->cancel) {
+        } else if (rn_mac_wide(c, mem, d, obuf, out) && !out->error) {
             write_output(c, mem, d, obuf, out);
         }
         c->cacc_pixels = d->raw_acc && !out->error ? d->wo * d->ho : 0;
@@ -699,8 +741,8 @@ void rn_conv_execute(struct rn_core *c, const struct rn_mem *mem, const struct r
         return;
     }
     compute_rows(c, d, &t, &p, &k, ew, obuf, out);
-    if (!out->error && !c->cancel) {
-        write_output(c, mem, d, obuf, out);
+    if (!out->error) {
+        write_output(c, mem, d, obuf, out);   /* it checks the cancel flag */
     }
     /* what the CACC holds for the next task of the kick */
     c->cacc_pixels = d->raw_acc && !out->error ? d->wo * d->ho : 0;

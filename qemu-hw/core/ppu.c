@@ -291,13 +291,9 @@ static bool read_input(struct rn_core *c, const struct rn_mem *m, const struct r
         for (uint32_t y = 0; y < p->ih; y++) {
             uint32_t a = (uint32_t)(p->src + (uint64_t)s * p->surf + (uint64_t)y * p->line);
             out->st.bytes_read += row;
-            if (m->read(m->opaque, a, ibuf + ((size_t)s * p->ih + y) * row, row)) {
-                out->error |= RN_ERR_DMA_READ;
+            if (!rn_dma_get(c, m, a, ibuf + ((size_t)s * p->ih + y) * row, row, out)) {
                 return false;
             }
-        }
-        if (c->cancel) {
-            return false;
         }
     }
     return true;
@@ -343,10 +339,14 @@ void rn_ppu_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
     if (!read_input(c, mem, &p, ibuf, out)) {
         return;
     }
-    for (uint32_t s = 0; s < p.nsurf && !c->cancel; s++) {
+    for (uint32_t s = 0; s < p.nsurf; s++) {
         const uint8_t *img = ibuf + s * isurf;
         for (uint32_t oy = 0; oy < p.oh; oy++) {
             for (uint32_t ox = 0; ox < p.ow; ox++) {
+                /* a window is up to 16x16 atoms, a row up to 8192 windows */
+                if (ox % RN_CANCEL_BLOCK == 0 && rn_cancelled(c)) {
+                    return;
+                }
                 uint8_t *dst = obuf + s * osurf + ((size_t)oy * p.ow + ox) * 16;
                 if (p.zero) {
                     memset(dst, 0, 16);
@@ -358,7 +358,8 @@ void rn_ppu_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
             }
         }
     }
-    for (uint32_t s = 0; s < p.nsurf && !c->cancel; s++) {
+    out->wrote = true;   /* from here on the task runs to its end (see write_output) */
+    for (uint32_t s = 0; s < p.nsurf; s++) {
         uint32_t a = (uint32_t)(p.dst + (uint64_t)s * p.dst_surf);
         out->st.bytes_written += osurf;
         if (mem->write(mem->opaque, a, obuf + s * osurf, osurf)) {

@@ -6,6 +6,7 @@
 #ifndef RKNPU_H
 #define RKNPU_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,7 +90,7 @@ struct rn_core {
     void *log_opaque;
     void (*on_task)(void *opaque, const struct rn_task_stats *st);
     void *task_opaque;
-    volatile int cancel;            /* set from another thread to abandon a running kick */
+    atomic_int cancel;              /* set from another thread to abandon a running kick */
     uint32_t cacc_pixels;           /* pixels of the previous task's CACC residue; 0: cleared */
     uint32_t cacc_flip;             /* which of the two residue buffers holds it */
     int16_t lut[2][RN_LUT_ENTRIES]; /* the DPU's LUT RAM: LE, LO (written by LUT_ACCESS_DATA) */
@@ -125,7 +126,11 @@ void rn_core_run(struct rn_core *c, const struct rn_mem *mem, struct rn_kick_res
 void rn_core_complete(struct rn_core *c, const struct rn_kick_result *res);
 /* Take the state a kick produced on a private copy @work into the live core @c. */
 void rn_core_adopt(struct rn_core *c, const struct rn_core *work);
-/* Ask a running rn_core_run() to stop at the next task or row boundary. */
+/*
+ * Ask a running rn_core_run() (on another thread) to stop soon: it checks inside every long loop
+ * and DMA. A task that has begun writing memory runs to its end; one stopped before that is not
+ * reported (no on_task, not in res->tasks) and the kick ends with res->cancelled.
+ */
 void rn_core_cancel(struct rn_core *c);
 
 /*

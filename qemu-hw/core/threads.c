@@ -48,11 +48,6 @@ void *rn_part_scratch(struct rn_part *p, enum rn_buf which, size_t bytes)
     return b;
 }
 
-static bool rn_cancelled(const struct rn_core *c)
-{
-    return c->cancel;
-}
-
 static void take_rows(struct rn_pool *pool, struct rn_part *part)
 {
     for (;;) {

@@ -7,8 +7,8 @@
  * timer keeps virtual time from warping past the kick (to the driver's 500 ms timeout, say) while
  * the worker computes, in bounded slices. Worker DMA touches guest RAM only, so the worker never
  * needs the BQL, and the main loop never waits for a kick: a reset or a VM stop cancels it at the
- * core's next cancel point, and a kick cancelled by a stop runs again from its snapshot when the
- * VM runs again (here or on a migration destination).
+ * core's next cancel point (a few milliseconds of work apart), and a kick cancelled by a stop
+ * runs again from its snapshot when the VM runs again (here or on a migration destination).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -153,7 +153,7 @@ static void *npu_worker(void *opaque)
         memcpy(w->lut, s->kick_lut, sizeof(w->lut));
         w->task_count = 0;
         w->timing = s->core.timing;
-        w->cancel = 0;
+        atomic_store_explicit(&w->cancel, 0, memory_order_relaxed);
         /* with the log off, spare the core formatting a message per regcmd entry */
         w->log = qemu_loglevel_mask(LOG_GUEST_ERROR | LOG_UNIMP) ? npu_kick_log : NULL;
         s->log_left = KICK_LOG_LINES;
@@ -380,8 +380,8 @@ static const MemoryRegionOps npu_ops = {
 /*
  * The VM stops (stop, savevm, migration, quit, SIGTERM): guest RAM must not change any more,
  * and that must not wait for a kick that can run for minutes. Cancel it at the core's next
- * cancel point (a row or a task); it runs again from its snapshot when the VM runs again, here
- * or on the migration destination, and completes once, to the same bytes.
+ * cancel point (a few milliseconds of work apart); it runs again from its snapshot when the VM
+ * runs again, here or on the migration destination, and completes once, to the same bytes.
  */
 static void npu_suspend(RK3588NPUCoreState *s)
 {

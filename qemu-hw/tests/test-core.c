@@ -207,6 +207,115 @@ static void test_task_number(void)
     rn_core_destroy(&c);
 }
 
+/* ---- cancellation (rn_core_cancel from another thread: here from inside a DMA) ---- */
+
+static struct rn_core *cancel_core;
+static unsigned cancel_reads, cancel_writes, cancel_at_read, cancel_at_write;
+
+static int cancelling_rd(void *o, uint32_t iova, void *buf, size_t len)
+{
+    if (++cancel_reads == cancel_at_read) {
+        rn_core_cancel(cancel_core);
+    }
+    return mem_rd(o, iova, buf, len);
+}
+
+static int cancelling_wr(void *o, uint32_t iova, const void *buf, size_t len)
+{
+    if (++cancel_writes == cancel_at_write) {
+        rn_core_cancel(cancel_core);
+    }
+    return mem_wr(o, iova, buf, len);
+}
+
+/*
+ * A kick as the QEMU device runs it: on a private copy from the kick's snapshot, again from
+ * the snapshot while it comes back cancelled, then adopted. Returns the first run's result.
+ */
+static void kick_cancelled(struct rn_core *c, struct rn_core *w, uint32_t task_con,
+                           struct rn_kick_result *first, struct rn_kick_result *res)
+{
+    static const struct rn_mem m = { NULL, cancelling_rd, cancelling_wr };
+    rn_core_write(c, RN_PC_BASE_ADDRESS, 0);
+    rn_core_write(c, RN_PC_REGISTER_AMOUNTS, 64);
+    rn_core_write(c, RN_PC_INTERRUPT_MASK, 0x300);
+    rn_core_write(c, RN_PC_TASK_CON, task_con);
+    g_assert_true(rn_core_write(c, RN_PC_OPERATION_ENABLE, 1));
+    cancel_core = w;
+    cancel_reads = cancel_writes = 0;
+    for (int run = 0; run < 2; run++) {
+        memcpy(w->regs, c->regs, sizeof(w->regs));
+        w->executer = c->executer;
+        w->task_count = 0;
+        atomic_store(&w->cancel, 0);
+        rn_core_run(w, &m, run ? res : first);
+        if (!first->cancelled) {
+            *res = *first;
+            break;
+        }
+        cancel_at_read = cancel_at_write = 0;
+    }
+    g_assert_false(res->cancelled);
+    rn_core_adopt(c, w);
+    rn_core_complete(c, res);
+}
+
+/*
+ * A cancel during a task's reads stops it before it writes anything (and it is not reported);
+ * one during its writes lets it finish. Either way the kick ends as an uncancelled one does,
+ * to the byte, a conv whose output overwrites its own input included. (Not a kick whose task
+ * overwrites an earlier task's input: its re-run starts from the first task again.)
+ */
+static void test_cancel(void)
+{
+    static uint8_t expect[MEM_SIZE], before[MEM_SIZE];
+    struct rn_core c, w;
+    struct rn_kick_result first, res;
+    for (int in_place = 0; in_place < 2; in_place++) {
+        uint32_t ntasks = in_place ? 1 : 2;
+        struct prog a = { .n = 0 }, b = { .n = 0 };
+        core_setup(&c);
+        rn_core_init(&w);
+        conv_1x1(&a, in_place ? 0x1000 : 0x4000);
+        emit(&a, RN_PC_BASE_ADDRESS, 0x800);
+        emit(&a, RN_PC_REGISTER_AMOUNTS, 64);
+        emit_open(&a, 0x1D);
+        conv_1x1(&b, 0x5000);
+        emit_open(&b, 0x1D);
+        store_prog(&a, 0);
+        store_prog(&b, 0x800);
+        conv_data();
+        memcpy(before, mem, sizeof(mem));
+        cancel_at_read = cancel_at_write = 0;
+        kick_cancelled(&c, &w, 0x7000 | ntasks, &first, &res);
+        g_assert_cmpuint(res.tasks, ==, ntasks);
+        g_assert_cmpuint(cancel_reads, ==, 4 * ntasks);   /* regcmd, input, weights, bias */
+        g_assert_cmpuint(cancel_writes, ==, 2 * ntasks);  /* two output surfaces */
+        memcpy(expect, mem, sizeof(mem));
+        for (unsigned at = 1; at <= 4 * ntasks; at++) {
+            for (int writing = 0; writing < 2; writing++) {
+                memcpy(mem, before, sizeof(mem));
+                rn_core_reset(&c);
+                cancel_at_read = writing ? 0 : at;
+                cancel_at_write = writing ? at : 0;
+                kick_cancelled(&c, &w, 0x7000 | ntasks, &first, &res);
+                g_assert_cmpmem(mem, sizeof(mem), expect, sizeof(expect));
+                g_assert_cmpuint(res.tasks, ==, ntasks);
+                if (!writing && at <= 4) {   /* in task 0's reads: nothing written, nothing run */
+                    g_assert_true(first.cancelled);
+                    g_assert_cmpuint(first.tasks, ==, 0);
+                }
+                if (writing && at <= 2) {   /* task 0 finishes; the kick stops after it, if any */
+                    g_assert_cmpint(first.cancelled, ==, ntasks > 1);
+                    g_assert_cmpuint(first.tasks, ==, 1);
+                }
+            }
+        }
+        rn_core_destroy(&w);
+        rn_core_destroy(&c);
+    }
+}
+
 static void expect_error(struct rn_core *c, uint32_t task_con, uint32_t bits)
 {
     struct rn_kick_result res;
@@ -417,6 +526,7 @@ int main(int argc, char **argv)
     g_test_add_func("/core/conv-kick", test_conv_kick);
     g_test_add_func("/core/task-number", test_task_number);
     g_test_add_func("/core/errors", test_errors);
+    g_test_add_func("/core/cancel", test_cancel);
     g_test_add_func("/core/hang-and-reset", test_hang_and_reset);
     g_test_add_func("/core/rounding", test_rounding);
     g_test_add_func("/core/f32-round", test_f32_round);
