@@ -151,6 +151,8 @@ static void *npu_worker(void *opaque)
         memcpy(w->regs, s->kick_regs, sizeof(w->regs));
         w->executer = s->kick_executer;
         memcpy(w->lut, s->kick_lut, sizeof(w->lut));
+        w->lut_table = s->kick_lut_table;
+        w->lut_addr = s->kick_lut_addr;
         w->task_count = 0;
         w->timing = s->core.timing;
         atomic_store_explicit(&w->cancel, 0, memory_order_relaxed);
@@ -307,6 +309,8 @@ static void npu_start_kick(RK3588NPUCoreState *s)
     memcpy(s->kick_regs, s->core.regs, sizeof(s->kick_regs));
     s->kick_executer = s->core.executer;
     memcpy(s->kick_lut, s->core.lut, sizeof(s->kick_lut));   /* the DPU's LUT RAM (Q18) */
+    s->kick_lut_table = s->core.lut_table;   /* else a re-run continues the first run's */
+    s->kick_lut_addr = s->core.lut_addr;
     qemu_mutex_unlock(&s->lock);
     s->kick_ns = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     s->phase = NPU_COMPUTING;

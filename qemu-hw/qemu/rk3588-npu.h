@@ -101,6 +101,7 @@ struct RK3588NPUCoreState {
     uint32_t kick_regs[RN_WORDS];
     uint32_t kick_executer;
     int16_t kick_lut[2][RN_LUT_ENTRIES];   /* not migrated: programs reload it every job (Q18) */
+    uint32_t kick_lut_table, kick_lut_addr;   /* where the stream's next LUT_ACCESS_DATA goes */
     bool kick_submitted;     /* handed to the worker since it was kicked or the VM resumed */
     bool kick_loaded;        /* migration: the kick subsection came in */
     bool reset_held;         /* srst_a or srst_h asserted */
