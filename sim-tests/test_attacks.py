@@ -10,6 +10,7 @@ import os
 import random
 import re
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -19,7 +20,9 @@ import time
 import numpy as np
 import pytest
 
+import precjob
 import tinyjob
+from rknpu import pooljob
 from npu_qtest import (MMU_CLEAR, MMU_CMD, NPU_BASE, PC_INT_RAW, RAM_BASE, RESET_REG,
                        PageTables, core_base, iommu_banks, iommu_enable, irq_done, kick, load_job,
                        npu_spi, qemu_binary, read_iova, v2, wait_irq)
@@ -68,7 +71,7 @@ def pack(entries):
     return b"".join((e & (2**64 - 1)).to_bytes(8, "little") for e in entries)
 
 
-def regcmd(regs, iova=REGCMD, link=True, junk=0):
+def regcmd(regs, iova=REGCMD, link=True, junk=0, op_en=0x1D):
     """The task's regcmd; linked to itself, TASK_NUMBER re-runs it. `junk` entries in front
     each write an unknown register of all 7 blocks (7 guest-error messages per entry)."""
     ents = [0xFF01 << 48 | 0xDEAD << 16 | 0x0FFC] * junk + [tinyjob.entry(r, v) for r, v in regs]
@@ -76,7 +79,7 @@ def regcmd(regs, iova=REGCMD, link=True, junk=0):
     if link:
         ents += [tinyjob.entry("PC_BASE_ADDRESS", iova), tinyjob.entry("PC_REGISTER_AMOUNTS",
                                                                          amount)]
-    ents += [0x0041 << 48, 0x0081 << 48 | 0x1D << 16 | 0x0008]
+    ents += [0x0041 << 48, 0x0081 << 48 | op_en << 16 | 0x0008]
     ents += [0] * ((amount + 1) * 2 - len(ents))
     return pack(ents), amount
 
@@ -150,15 +153,22 @@ class Q(QEMU):
         return time.monotonic() - t0
 
     def quit_timed(self, limit=10.0):
-        """QMP quit; seconds until the process is gone (killed after `limit`)."""
+        """QMP quit; seconds until the process is gone (killed after `limit`). A pidfd tells
+        the exit at once (Popen.wait's polling would round it up to tens of ms)."""
+        pidfd = os.pidfd_open(self.proc.pid)
         t0 = time.monotonic()
         self.qmp_file.write(json.dumps({"execute": "quit"}) + "\n")
         self.qmp_file.flush()
         try:
-            rc = self.proc.wait(timeout=limit)
+            gone = select.select([pidfd], [], [], limit)[0]
+        finally:
+            os.close(pidfd)
+        dt = time.monotonic() - t0
+        try:
+            rc = self.proc.wait(timeout=0 if gone else 0.01)
         except subprocess.TimeoutExpired:
             rc = None
-        return time.monotonic() - t0, rc
+        return dt, rc
 
     def kill(self):
         if self.proc.poll() is None:
@@ -378,6 +388,57 @@ def test_icount_long_kick_leaves_the_main_loop_responsive(qemus):
     assert q.timed(q.qmp, "query-status") < 0.5
     dt, rc = q.quit_timed(5)
     assert rc == 0 and dt < 1.0, f"quit took {dt:.1f} s, rc {rc}"
+
+
+# ---- exp2_bigconv.py: cancellation inside one long task ----
+
+def _with(regs, **over):
+    return [(r, over.get(r, v)) for r, v in regs]
+
+
+POOL = {"dtype": np.dtype(np.int8), "iw": 2048, "ih": 1039, "c": 16, "ow": 2033, "oh": 1024,
+        "kernel": (16, 16), "stride": (1, 1), "pads": (0, 0, 0, 0), "line": 2048 * 16,
+        "surf": 2048 * 1039 * 16, "dst_surf": 2033 * 1024 * 16}
+# Tasks (registers, op_en) whose work lies where the per-row, per-surface and per-task cancel
+# points did not split it (one task alone on this host before the inner-loop checks): one GEMM
+# row (8.6 GMAC, 0.3 s), 128 MiB of DMA read through the CBUF model (0.4 s), one int16 row
+# through the wide MAC (4.3 GMAC, 3.6 s), one surface of 16x16 max pooling (8.5 G lane steps).
+HUGE_TASKS = {
+    "gemm-row": (conv_regs(2047, 1, 8192, 512), 0x1D),
+    "dma": (_with(conv_regs(2047, 2047, 16, 4364, kh=31, kw=31, co_calc=1, wo=1, ho=1),
+                  DPU_DATA_CUBE_CHANNEL=0), 0x1D),
+    "int16-row": (precjob.conv_regs("int16", "int32", 2047, 1, 4096, 512, IN, WT, OUT), 0x1D),
+    "pool": (pooljob.pool_regs(POOL, "max", (0, 0), 0, IN, OUT), 0x60),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HUGE_TASKS))
+def test_stop_and_quit_during_three_huge_tasks(qemus, case):
+    """Was 0.8-1.2 s for `quit` with three such kicks on one host CPU (3.6 s a core for the
+    int16 row): the cancel flag was read per output row and per task. Now inside the long loops
+    too (blocks of pixels, channels, DMA chunks). The bound leaves room for a loaded 2-CPU CI."""
+    q = qemus(args=["-trace", "rk3588_npu_suspend", "-trace", "rk3588_npu_rerun",
+                    "-trace", "rk3588_npu_task"], dflags=None)
+    regs, op_en = HUGE_TASKS[case]
+    prog, amount = regcmd(regs, op_en=op_en)
+    b64write(q, REGCMD, prog)
+    for c in range(3):
+        kick(q, c, REGCMD, amount, 0x1000 | 4095)
+    time.sleep(0.3)
+    stop = q.timed(q.qmp, "stop")
+    log = q.log()
+    in_flight = [c for c in range(3) if f"rk3588_npu_suspend core {c}" in log]
+    q.qmp("cont")
+    time.sleep(0.3)
+    log = q.log()
+    quit_s, rc = q.quit_timed(10)
+    print(f"{case}: stop {stop * 1000:.0f} ms, quit {quit_s * 1000:.0f} ms")
+    assert in_flight == [0, 1, 2], f"kicks in flight at the stop: {in_flight}\n{log[-1000:]}"
+    assert all(f"rk3588_npu_rerun core {c}" in log for c in range(3)), log[-1000:]
+    bad = [ln for ln in log.splitlines() if "rk3588_npu_task" in ln and "error 0x0" not in ln]
+    assert not bad, f"the huge task is refused or fails: {bad[:1]}"
+    assert stop < 0.5, f"stop took {stop * 1000:.0f} ms"
+    assert rc == 0 and quit_s < 0.5, f"quit took {quit_s * 1000:.0f} ms, rc {rc}"
 
 
 # ---- exp1_longkick.py (logflood): one kick wrote 100+ MB/s of guest-error log ----
