@@ -142,7 +142,8 @@ fuzz: deps qemu
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iqemu-hw/core qemu-hw/tests/fuzz-qemu.c \
 	    -o build-fuzz/fuzz-qemu
 	build-fuzz/fuzz-core -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    -artifact_prefix=build-fuzz/ build-fuzz/corpus qemu-hw/tests/fuzz-seeds
+	    -dict=qemu-hw/tests/fuzz-core.dict -artifact_prefix=build-fuzz/ build-fuzz/corpus \
+	    qemu-hw/tests/fuzz-seeds
 	ROCKETSIM_QEMU=$(FUZZ_QEMU) build-fuzz/fuzz-qemu -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=65536 -timeout=120 -print_final_stats=1 -artifact_prefix=build-fuzz/qemu- \
 	    build-fuzz/corpus-qemu qemu-hw/tests/fuzz-qemu-seeds

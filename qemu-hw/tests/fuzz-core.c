@@ -5,13 +5,15 @@
  *   byte 0      flags: bits 0-1 DMA faults (0 none, 1 page map, 2 byte budget, 3 both);
  *               bits 2-4 the final kick's TASK_NUMBER - 1; bit 5 quirks from bytes 2-5 (else
  *               the defaults); bit 6 run every kick as QEMU does, on a private copy of the core
- *               that is adopted afterwards; bit 7 (with bit 6) cancel the kick after a task, as a
- *               VM stop does, and run it again from its snapshot, as the VM's resume does
+ *               that is adopted afterwards; bit 7 (with bit 6) cancel the kick, as a VM stop
+ *               does, and run it again from its snapshot, as the VM's resume does
  *   byte 1      N, the number of MMIO writes
  *   bytes 2-5   quirk mask (enum rn_quirk bits), with flag bit 5
  *   bytes 6-9   DMA byte budget (fault mode 2): every access after that many bytes faults, the
  *               way a TLB miss on an unmapped page faults a task half way; bits 0-2 also give the
- *               task after which bit 7 cancels
+ *               task after which bit 7 cancels, or bits 3-7, when not 0, the DMA access (read or
+ *               write, from 1) at which it cancels: inside a task, as a stop mid-task does. A
+ *               cancelled run that completed no task must have written nothing (else abort())
  *   bytes 10-25 page map (fault mode 1): 2 bits per 4 KiB page of IOVAs 0..256 KiB, bit 0 = reads
  *               fault, bit 1 = writes fault (an IOMMU's unmapped / read-only pages)
  *   N x 6 bytes MMIO writes (offset le16, value le32; a write that requests a kick runs it)
@@ -41,6 +43,18 @@ struct fz_mem {
     const uint8_t *map;
 };
 
+static struct rn_core core, work;
+static int worker_mode, cancel_mode;
+static uint32_t cancel_after, cancel_at_dma, tasks_seen, dma_seen;
+
+/* Bit 7's cancel at a DMA access: the worker sees it at its next check, as with a VM stop. */
+static void fz_dma_cancel(void)
+{
+    if (cancel_mode && cancel_at_dma && ++dma_seen == cancel_at_dma) {
+        rn_core_cancel(&work);
+    }
+}
+
 static int fz_fault(struct fz_mem *m, uint32_t iova, size_t len, int write)
 {
     if ((uint64_t)iova + len > m->len) {
@@ -67,6 +81,7 @@ static int fz_fault(struct fz_mem *m, uint32_t iova, size_t len, int write)
 static int fz_read(void *o, uint32_t iova, void *buf, size_t len)
 {
     struct fz_mem *m = o;
+    fz_dma_cancel();
     if (fz_fault(m, iova, len, 0)) {
         return -1;
     }
@@ -77,6 +92,7 @@ static int fz_read(void *o, uint32_t iova, void *buf, size_t len)
 static int fz_write(void *o, uint32_t iova, const void *buf, size_t len)
 {
     struct fz_mem *m = o;
+    fz_dma_cancel();
     if (fz_fault(m, iova, len, 1)) {
         return -1;
     }
@@ -95,9 +111,6 @@ static void fz_log(void *o, enum rn_log_kind k, const char *msg)
     }
 }
 
-static struct rn_core core, work;
-static int worker_mode, cancel_mode;
-static uint32_t cancel_after, tasks_seen;
 
 static void fz_on_task(void *o, const struct rn_task_stats *st)
 {
@@ -107,7 +120,7 @@ static void fz_on_task(void *o, const struct rn_task_stats *st)
                 st->kick_task, st->regcmd_iova, st->op_en, st->error,
                 (unsigned long long)st->macs, st->quirks);
     }
-    if (cancel_mode && ++tasks_seen > cancel_after) {
+    if (cancel_mode && !cancel_at_dma && ++tasks_seen > cancel_after) {
         rn_core_cancel(&work);
     }
 }
@@ -119,20 +132,34 @@ static void run_kick(struct rn_core *c, const struct rn_mem *mem, struct rn_kick
     if (!worker_mode) {
         rn_core_run(c, mem, res);
     } else {
+        struct fz_mem *m = mem->opaque;
+        uint8_t *before = cancel_mode ? malloc(m->len) : NULL;
+        if (before) {
+            memcpy(before, m->p, m->len);
+        }
         for (int attempt = 0; attempt < 2; attempt++) {
             memcpy(work.regs, c->regs, sizeof(work.regs));
             work.executer = c->executer;
+            memcpy(work.lut, c->lut, sizeof(work.lut));
+            work.lut_table = c->lut_table;
+            work.lut_addr = c->lut_addr;
             work.task_count = 0;
             work.timing = c->timing;
             work.quirks = c->quirks;
-            work.cancel = 0;
-            tasks_seen = 0;
+            atomic_store(&work.cancel, 0);
+            tasks_seen = dma_seen = 0;
             cancel_mode = cancel_mode && attempt == 0;
             rn_core_run(&work, mem, res);
             if (!res->cancelled) {
                 break;
             }
+            /* stopped before any task completed: not one byte of it may be in memory */
+            if (before && !res->tasks && memcmp(before, m->p, m->len)) {
+                fprintf(stderr, "fuzz-core: a cancelled kick wrote memory\n");
+                abort();
+            }
         }
+        free(before);
         if (res->cancelled) {
             return;
         }
@@ -186,6 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  : rn_quirks_default();
     worker_mode = (flags >> 6) & 1;
     cancel_after = le32(hdr + 6) & 7;
+    cancel_at_dma = (le32(hdr + 6) >> 3) & 31;
     m.fault_map = flags & 1;
     m.fault_budget = (flags >> 1) & 1;
     m.budget = le32(hdr + 6);

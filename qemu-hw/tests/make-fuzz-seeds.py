@@ -6,10 +6,14 @@
 
 The core seeds conv0..conv3 are Mesa-style conv jobs kept from the first corpus (rewritten with
 the current header); the rest are built here from sim-tests/tinyjob.py: a chain of linked tasks
-run as one kick, the same cancelled by a VM stop and re-run, faults half way through a task (an
-unmapped output page, a read-only one, a DMA budget), and shapes that trip the CBUF quirks; and
-from sim-tests/precjob.py: int4, tf32 and chained fp16 (K accumulation) matmuls.
-Run it from anywhere; it rewrites both folders' generated files.
+run as one kick, the same cancelled by a VM stop and re-run (after a task, and mid-task at a DMA),
+faults half way through a task (an unmapped output page, a read-only one, a DMA budget), and shapes
+that trip the CBUF quirks; from sim-tests/precjob.py: matmuls of every precision (int4, int16,
+fp16, bf16, tf32) and chained fp16 (K accumulation); pool tasks (PPU, rknpu/pooljob.py); DPU-only
+tasks (test_flying.py's job: EW operations, the LUT); and convs through the DPU's BS/BN
+multipliers and EW operands (registers, ERDMA). fuzz-core.dict: the regcmd entries and register
+values those paths branch on, for libFuzzer's -dict.
+Run it from anywhere; it rewrites both folders' generated files and the dictionary.
 """
 import os
 import struct
@@ -21,8 +25,13 @@ import numpy as np  # noqa: E402
 
 import precjob  # noqa: E402
 import tinyjob  # noqa: E402
+from rknpu import pooljob  # noqa: E402
+from test_dpu_stages import ew_cfg  # noqa: E402
+from test_flying import OPS as FLY_OPS, atoms, ew as fly_ew  # noqa: E402
+from test_flying import job as flying_job, sigmoid_regs  # noqa: E402
 
 CORE_DIR = os.path.join(HERE, "fuzz-seeds")
+CORE_DICT = os.path.join(HERE, "fuzz-core.dict")
 QEMU_DIR = os.path.join(HERE, "fuzz-qemu-seeds")
 HDR = 26
 
@@ -78,6 +87,14 @@ def linked(job, slot=1088):
         progs[t] = ents[:slot // 8]
     job["segments"][base] = b"".join(pack(p) for p in progs)
     return job
+
+
+def add_regs(prog, regs):
+    """The regcmd with register writes added before its op_en."""
+    ents = entries(prog)
+    at = next(i for i, e in enumerate(ents) if e == 0x0041 << 48)
+    ents[at:at] = [tinyjob.entry(r, v & 0xFFFFFFFF) for r, v in regs]
+    return pack(ents)
 
 
 def page_bits(pages, bit):
@@ -138,7 +155,149 @@ def core_seeds():
     b = rng.integers(-3, 4, (16, 64)).astype(np.float64)
     seeds["prec-fp16-kacc.bin"] = core_input(image_of(precjob.kacc_job(a, b, 2, base=0)
                                                       ["segments"]), flags=(2 - 1) << 2)
+    seeds.update(datapath_seeds(rng))
     return seeds
+
+
+def datapath_seeds(rng):
+    """The datapaths past Mesa's int8 conv: every CNA precision, the PPU, DPU-only tasks with the
+    EW stage and the LUT, the DPU's BS/BN multipliers and EW operands in a conv; and a chain
+    cancelled mid-task."""
+    seeds = {}
+    # matmuls in int16, fp16, bf16 (native outputs) and fp16 -> fp16, int16 -> int8, and a 3x3
+    # depthwise fp16 conv (C2 = 8 elements an atom, weights in 32-channel groups)
+    a, b = rng.integers(-300, 300, (6, 1, 48)), rng.integers(-300, 300, (24, 48))
+    seeds["prec-int16.bin"] = core_input(image_of(precjob.matmul_job("int16", a, b, base=0)
+                                                  ["segments"]))
+    seeds["prec-int16-int8.bin"] = core_input(image_of(precjob.matmul_job(
+        "int16", a, b, out="int8", base=0)["segments"]))
+    a, b = rng.standard_normal((5, 1, 32)), rng.standard_normal((16, 32))
+    for prec, out in (("fp16", None), ("fp16", "fp16"), ("bf16", None)):
+        if prec == "bf16":   # values exact in bf16
+            a = np.round(a * 8) / 8
+            b = np.round(b * 8) / 8
+        name = f"prec-{prec}{'-' + out if out else ''}.bin"
+        seeds[name] = core_input(image_of(precjob.matmul_job(prec, a, b, out=out, base=0)
+                                          ["segments"]))
+    lay = tinyjob.Layout(0)
+    rc = lay.take(4096)
+    x = rng.integers(-8, 8, (6, 6, 16)).astype(np.float64)
+    wt = rng.integers(-8, 8, (3, 3, 16)).astype(np.float64)
+    xb, wb = precjob.feature(x, "fp16"), precjob.weights(wt, "fp16", dw=True)
+    xi, wi, oi = lay.take(len(xb)), lay.take(len(wb)), lay.take(4 * 4 * 16 * 4)
+    segs, _ = precjob.chain(lay, [precjob.conv_regs("fp16", "fp32", 6, 6, 16, 16, xi, wi, oi,
+                                                    kh=3, kw=3, dw=True)], [rc])
+    segs.update({xi: xb, wi: wb, oi: bytes(4 * 4 * 16 * 4)})
+    seeds["prec-fp16-dw3x3.bin"] = core_input(image_of(segs))
+
+    # PPU pools: int8 max, int16 average with padding, fp16 average and min (Q16)
+    for name, dt, method, kernel, stride, pads in (
+            ("pool-int8-max", np.int8, "max", (3, 3), (2, 2), (0, 0, 0, 0)),
+            ("pool-int16-avg", np.int16, "avg", (3, 2), (1, 2), (1, 1, 0, 1)),
+            ("pool-fp16-avg", np.float16, "avg", (2, 2), (2, 2), (0, 0, 0, 0)),
+            ("pool-fp16-min", np.float16, "min", (4, 4), (1, 1), (1, 2, 1, 2))):
+        if dt == np.float16:
+            x = rng.normal(0, 4, (7, 9, 20)).astype(dt)
+        else:
+            x = rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, (7, 9, 20)).astype(dt)
+        job = pooljob.pool_job(x, method, kernel, stride, pads, base=0)
+        # compact: the input right after the regcmd's page, the output after it
+        inp = job["segments"][0x10000]
+        out = 0x1000 + ((len(inp) + 0xFFF) & ~0xFFF)
+        prog = set_reg(set_reg(job["segments"][0], "PPU_RDMA_SRC_BASE_ADDR", 0x1000),
+                       "PPU_DST_BASE_ADDR", out)
+        seeds[f"{name}.bin"] = core_input(image_of({0: prog, 0x1000: inp,
+                                                    out: bytes(job["out"][1])}))
+
+    # DPU-only tasks (Q18): EW operations on int8/int16/int32/fp16 main data, and the LUT (the
+    # sigmoid program with the first entries of each table: the regcmd holds 130 entries)
+    at = {"regcmd": 0, "main": 0x1000, "operand": 0x2000, "out": 0x3000}
+    for prec, op in (("int8", "add"), ("int16", "mul"), ("int32", "minus"), ("fp16", "max")):
+        eb = {"int8": 1, "int16": 2, "int32": 4, "fp16": 2}[prec]
+        dt = np.float16 if prec == "fp16" else np.dtype(f"<i{eb}")
+        x = (rng.normal(0, 50, (3, 5, 20)) if prec == "fp16" else
+             rng.integers(-1000, 1000, (3, 5, 20))).astype(dt)
+        y = (rng.normal(0, 50, (3, 5, 20)) if prec == "fp16" else
+             rng.integers(-1000, 1000, (3, 5, 20))).astype(dt)
+        t, algo, _ = FLY_OPS[op]
+        j = flying_job(prec, x, fly_ew(t, algo, {1: 1, 2: 2, 4: 3}[eb]), y, at=at)
+        seeds[f"flying-{prec}-{op}.bin"] = core_input(image_of(j["segments"]))
+    (le, lo), regs = sigmoid_regs()
+    x = np.linspace(-7, 7, 4 * 8 * 8).astype(np.float16).reshape(4, 8, 8)
+    j = flying_job("fp16", x, 0x300, lut=(le[::16][:24], lo[::16][:24]), extra=regs, at=at)
+    seeds["flying-lut-sigmoid.bin"] = core_input(image_of(j["segments"]))
+
+    # a conv through the DPU's other integer stages (Q17): the BS and BN multipliers, EW
+    # operands from the EW_OP_VALUE registers and from the ERDMA (16-bit per channel, 8-bit
+    # per pixel with MUL)
+    job = tinyjob.conv1x1(w=8, h=4, c=16, k=32, seed=10, base=0)
+    end = max(i + len(d) for i, d in job["segments"].items())
+    ew_at = (end + 0xFFF) & ~0xFFF
+    variants = {
+        "bs-mul": [("DPU_BS_CFG", 0x20140), ("DPU_BS_MUL_CFG", 0x3800 << 16 | 14 << 8)],
+        "bn-mul-alu": [("DPU_BN_CFG", 0x12), ("DPU_BN_ALU_CFG", 5000),
+                       ("DPU_BN_MUL_CFG", 3 << 16 | 1 << 8)],
+        "ew-regs": [("DPU_EW_CFG", ew_cfg(algo=2, src=0))] +
+                   [(f"DPU_EW_OP_VALUE_{n}", n * 7919 - 20000) for n in range(8)],
+        "ew-erdma16-channel": [("DPU_EW_CFG", ew_cfg(0, 0, 1, 2, 0)),
+                               ("DPU_RDMA_ERDMA_CFG", 2 << 2), ("DPU_RDMA_EW_SURF_STRIDE", 16)],
+        "ew-erdma8-pixel-mul": [("DPU_EW_CFG", ew_cfg(1, 0, 1, 1, 1)),
+                                ("DPU_RDMA_ERDMA_CFG", 1 << 30 | 1 << 2),
+                                ("DPU_RDMA_EW_SURF_STRIDE", 8 * 4 * 16)],
+    }
+    operands = {"ew-erdma16-channel": atoms(rng.integers(-30000, 30000, (1, 1, 32)).astype("<i2"),
+                                            2),
+                "ew-erdma8-pixel-mul": atoms(rng.integers(-5, 5, (4, 8, 32)).astype("<i1"), 1)}
+    r = job["kicks"][0][0]
+    for name, regs in variants.items():
+        segs = dict(job["segments"])
+        if name in operands:
+            regs = regs + [("DPU_RDMA_EW_BASE_ADDR", ew_at), ("DPU_RDMA_DATA_CUBE_WIDTH", 7),
+                           ("DPU_RDMA_DATA_CUBE_HEIGHT", 3)]
+            segs[ew_at] = operands[name]
+        segs[r] = add_regs(segs[r], regs)
+        seeds[f"dpu-{name}.bin"] = core_input(image_of(segs))
+
+    # a VM stop in the middle of a task (at the kick's 8th DMA access: task 1's weights), re-run
+    chain = linked(tinyjob.conv1x1(w=8, h=4, c=16, k=32, seed=5, base=0, tasks=3))
+    seeds["chain3-cancel-mid-task.bin"] = core_input(image_of(chain["segments"]),
+                                                     flags=(3 - 1) << 2 | 0x40 | 0x80,
+                                                     budget=8 << 3 | 0xFFFFFF00)
+    return seeds
+
+
+def core_dict():
+    """libFuzzer dictionary: regcmd entries (8 bytes, little-endian) that select the datapaths
+    and their forms: op_en block sets, the precision and mode words, EW/LUT/PPU configurations."""
+    ents = [0x0041 << 48] + [0x0081 << 48 | b << 16 | 0x0008 for b in
+                             (0x1D, 0x0D, 0x18, 0x10, 0x60, 0x20, 0x40, 0x7D)]
+    for code, *_ in precjob.PREC.values():
+        ents += [tinyjob.entry("CNA_CONV_CON1", code << 4 | code << 7 | dw)
+                 for dw in (0, 3)]
+        ents += [tinyjob.entry("CORE_MISC_CFG", code << 8 | qd) for qd in (0, 1)]
+    for out, _, half in precjob.OUT.values():
+        for _, _, _, _, dpu in precjob.PREC.values():
+            ents.append(tinyjob.entry("DPU_DATA_FORMAT", out << 29 | dpu << 26 | dpu))
+        ents.append(tinyjob.entry("DPU_OUT_CVT_SCALE", half << 16 | 1))
+    for op_type, algo, _ in FLY_OPS.values():
+        for size in (1, 2, 3):
+            ents.append(tinyjob.entry("DPU_EW_CFG", fly_ew(op_type, algo, size)))
+            ents.append(tinyjob.entry("DPU_RDMA_ERDMA_CFG", 1 << 30 | size << 2))
+    ents += [tinyjob.entry("DPU_EW_CFG", v) for v in (0x300, 0x383, ew_cfg(algo=2, src=0))]
+    ents += [tinyjob.entry("DPU_LUT_CFG", 0x68), tinyjob.entry("DPU_LUT_INFO", 5 << 8 | 5 << 16)]
+    ents += [tinyjob.entry("DPU_LUT_ACCESS_CFG", 1 << 17 | t << 16) for t in (0, 1)]
+    ents += [tinyjob.entry("DPU_FEATURE_MODE_CFG", v) for v in (0x1E4, 0x1E5)]
+    ents += [tinyjob.entry("DPU_BN_CFG", v) for v in (0x12, 0x53)]
+    ents += [tinyjob.entry("DPU_BS_CFG", v) for v in (0x20140, 0x20150, 0x53)]
+    ents += [tinyjob.entry("PPU_OPERATION_MODE_CFG", 1 << 4 | m) for m in pooljob.METHODS.values()]
+    ents += [tinyjob.entry("PPU_DATA_FORMAT", p) for p, _ in pooljob.PRECISIONS.values()]
+    ents += [tinyjob.entry("PPU_RDMA_DATA_FORMAT", w) for w in range(4)]
+    seen, lines = set(), ["# regcmd entries for fuzz-core (make-fuzz-seeds.py writes this file)"]
+    for e in ents:
+        if e not in seen:
+            seen.add(e)
+            lines.append('"' + "".join(f"\\x{b:02x}" for b in e.to_bytes(8, "little")) + '"')
+    return "\n".join(lines) + "\n"
 
 
 # ---- fuzz-qemu.c ----
@@ -298,6 +457,8 @@ def main():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(blob)
         print(f"{os.path.relpath(d)}: {len(seeds)} seeds written")
+    with open(CORE_DICT, "w") as f:
+        f.write(core_dict())
 
 
 if __name__ == "__main__":
