@@ -167,6 +167,19 @@ def test_lut_sigmoid(tmp_path):
     run(job("fp16", far, 0x300, lut=lut, extra=regs), tmp_path, "far")
 
 
+def test_lut_nan_and_infinities(tmp_path):
+    """A NaN goes through the LUT as a NaN (the fuzzer's finding: the core cast floor(NaN) to an
+    index); ±inf extrapolate from the ends, to ±inf or, with a zero slope, NaN."""
+    lut, regs = sigmoid_regs()
+    x = np.array([np.nan, np.inf, -np.inf, 0.5, -0.5, np.nan, 1e4, -1e4],
+                 dtype=np.float16).reshape(1, 1, 8)
+    for tag, extra in (("slopes", regs), ("flat", regs + [("DPU_LUT_LE_SLOPE_SCALE", 0)])):
+        out, status, res = run(job("fp16", x, 0x300, lut=lut, extra=extra), tmp_path, tag)
+        assert status == [0x100], res.stderr
+        got = unatoms(out, 1, 1, 8, "<f2")[0, 0]
+        assert np.isnan(got[[0, 5]]).all() and np.isfinite(got[[3, 4]]).all(), got
+
+
 def test_orig_channel_zero_computes_lane_zero(tmp_path):
     """GN: ORIG_CHANNEL 0 leaves only lane 0 of each atom right, zeros elsewhere."""
     a = np.arange(-60, 60, dtype=np.int8).reshape(2, 3, 20)

@@ -62,6 +62,9 @@ double rn_lut_eval(const struct rn_lut *l, double x)
 {
     int le = side(l, 0, x), lo = side(l, 1, x), t;
     double pos, q;
+    if (isnan(x)) {
+        return x;   /* no table and no entry for a NaN: it goes through (Q18, L) */
+    }
     if (!le && !lo) {
         t = l->hybrid_lo;
     } else if (!le || !lo) {

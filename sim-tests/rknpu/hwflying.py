@@ -46,9 +46,9 @@ def lut_eval(r, T, x):
             np.where(hit[0], 0, np.where(hit[1], 1,
             np.where(under[0] & under[1], ufl, np.where(over[0] & over[1], ofl,
             np.where((x < start[0]) & (x < start[1]), ufl, ofl))))))
-    q = np.zeros_like(x)
+    q = np.where(np.isnan(x), x, 0.0)     # a NaN goes through (Q18, L)
     for t in (0, 1):
-        m = table == t
+        m = (table == t) & ~np.isnan(x)
         xs = x[m]
         tb = T[t].astype(np.float64)
         u_scale, o_scale = H.s16(sc[t]), H.s16(sc[t] >> 16)
@@ -56,10 +56,12 @@ def lut_eval(r, T, x):
         pos = (xs - start[t]) / 2.0 ** sel[t]
         i = np.clip(np.floor(pos), 0, LUT_N - 1).astype(int)
         nxt = np.minimum(i + 1, LUT_N - 1)
-        inside = np.where(pos >= LUT_N - 1, tb[LUT_N - 1], tb[i] + (tb[nxt] - tb[i]) * (pos - i))
-        res = np.where(xs < start[t], tb[0] + (xs - start[t]) * u_scale / 2.0 ** u_shift,
-              np.where(xs > end[t], tb[LUT_N - 1] + (xs - end[t]) * o_scale / 2.0 ** o_shift,
-                       inside))
+        with np.errstate(invalid="ignore"):   # every branch is computed: inf·0 where not taken
+            inside = np.where(pos >= LUT_N - 1, tb[LUT_N - 1],
+                              tb[i] + (tb[nxt] - tb[i]) * (pos - i))
+            res = np.where(xs < start[t], tb[0] + (xs - start[t]) * u_scale / 2.0 ** u_shift,
+                  np.where(xs > end[t], tb[LUT_N - 1] + (xs - end[t]) * o_scale / 2.0 ** o_shift,
+                           inside))
         q[m] = res
     return q
 
