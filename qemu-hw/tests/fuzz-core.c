@@ -8,7 +8,8 @@
  *               that is adopted afterwards; bit 7 (with bit 6) cancel the kick, as a VM stop
  *               does, and run it again from its snapshot, as the VM's resume does
  *   byte 1      N, the number of MMIO writes
- *   bytes 2-5   quirk mask (enum rn_quirk bits), with flag bit 5
+ *   bytes 2-5   quirk mask (enum rn_quirk bits), with flag bit 5; bit 31 (always): 3 host threads
+ *               per task (threads.c), as the device's threads= property gives them
  *   bytes 6-9   DMA byte budget (fault mode 2): every access after that many bytes faults, the
  *               way a TLB miss on an unmapped page faults a task half way; bits 0-2 also give the
  *               task after which bit 7 cancels, or bits 3-7, when not 0, the DMA access (read or
@@ -211,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rn_core_reset(&core);
     core.quirks = (flags & 0x20) ? le32(hdr + 2) & ((1u << RN_QUIRK_COUNT) - 1)
                                  : rn_quirks_default();
+    core.threads = work.threads = (le32(hdr + 2) >> 31) ? 3 : 1;
     worker_mode = (flags >> 6) & 1;
     cancel_after = le32(hdr + 6) & 7;
     cancel_at_dma = (le32(hdr + 6) >> 3) & 31;
