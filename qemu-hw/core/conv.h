@@ -97,10 +97,44 @@ struct rn_lut {
     int16_t uflow_scale[2], oflow_scale[2];
     uint32_t uflow_shift[2], oflow_shift[2];
     bool hybrid_lo, oflow_lo, uflow_lo; /* which table wins: both hit, both over, both under */
+    double step[2];                     /* 2^-index_select, 2^-uflow_shift, 2^-oflow_shift: */
+    double uflow_unit[2], oflow_unit[2];/* exact, as ldexp() would scale by them */
 };
 
+/* Decode the LUT registers of the task (lut.c); false for settings no program was seen with. */
 bool rn_lut_decode(const struct rn_core *c, struct rn_lut *l);
-double rn_lut_eval(const struct rn_lut *l, double x);
+
+/* Where x falls for table t: -1 below START, 0 inside, 1 above END. */
+static inline int rn_lut_side(const struct rn_lut *l, int t, double x)
+{
+    return x < l->start[t] ? -1 : x > l->end[t] ? 1 : 0;
+}
+
+/*
+ * The LUT on x (Q18): the table the range/priority rules select, interpolated inside it,
+ * extrapolated past its ends. Inline and without branches on x (random data would mispredict
+ * them): the flying rows call it once an element. The scalings by powers of two are exact as
+ * ldexp() was: a nonzero x - START or x - END is at least 2^-149, the units at least 2^-31.
+ */
+static inline double rn_lut_eval(const struct rn_lut *l, double x)
+{
+    int le = rn_lut_side(l, 0, x), lo = rn_lut_side(l, 1, x), t, st, q;
+    double pos, clamped, under, over, inside;
+    /* both hit: the hybrid priority; one hits: that one; neither: below both STARTs, the
+     * underflow priority, else the overflow one */
+    t = !le && !lo ? l->hybrid_lo : !le || !lo ? !lo
+      : x < l->start[0] && x < l->start[1] ? l->uflow_lo : l->oflow_lo;
+    st = rn_lut_side(l, t, x);
+    under = l->table[t][0] + (x - l->start[t]) * l->uflow_scale[t] * l->uflow_unit[t];
+    over = l->table[t][RN_LUT_ENTRIES - 1] + (x - l->end[t]) * l->oflow_scale[t] * l->oflow_unit[t];
+    pos = (x - l->start[t]) * l->step[t];
+    clamped = pos < 0 ? 0 : pos < RN_LUT_ENTRIES - 1 ? pos : RN_LUT_ENTRIES - 2;
+    q = (int)clamped;   /* floor, for the pos that counts: 0 <= pos < 512 */
+    inside = pos >= RN_LUT_ENTRIES - 1 ? l->table[t][RN_LUT_ENTRIES - 1]
+           : l->table[t][q] + (l->table[t][q + 1] - l->table[t][q]) * (pos - q);
+    /* a NaN has no table and no entry: it goes through (Q18, L) */
+    return x != x ? x : st < 0 ? under : st > 0 ? over : inside;
+}
 
 /* Channels per 16-byte output atom, and the byte of output element (o, pixel) in the task's
  * surface buffer ([surface][pixel][16 bytes]). */
@@ -130,6 +164,43 @@ float rn_dpu_float(const struct rn_conv *d, const struct rn_lut *lut, float v, u
                    const int32_t *e);
 /* Store a float DPU result as fp16 (OUT_PRECISION 2, round to nearest even) or fp32. */
 void rn_float_store(uint8_t *dst, float v, uint32_t out_prec);
+
+/*
+ * rn_dpu_float() with the task's register fields decoded once (dpu.c): a DPU-only task's channel
+ * goes through it as one row, the same arithmetic on every element (test-dpu checks the bytes).
+ */
+struct rn_fstage {
+    bool on, alu, alu_mem, sub, mul, relu, relux;
+    float op, mulf, cmp;
+};
+struct rn_fplan {
+    struct rn_fstage bs, bn, ew_relu;
+    const struct rn_lut *lut;
+    bool ew, ew_mul, e_half;    /* an EW operand; multiplied; its raw bits are fp16 (else fp32) */
+    uint32_t ew_algo;
+    bool cvt_offset_first;      /* OUT_CVT CVT_TYPE 1 */
+    float scale, off, pow2;     /* pow2: 2^-shift, when use_pow2 */
+    uint32_t shift;
+    bool use_pow2;
+    bool fp16_out;
+};
+void rn_dpu_fplan(const struct rn_conv *d, const struct rn_lut *lut, struct rn_fplan *q);
+/*
+ * The results of the 65536 fp16 inputs as far as computed, for a task without an EW operand
+ * whose BRDMA operand does not change (known[] zeroed when the plan or the operand changes).
+ */
+struct rn_fmemo {
+    uint8_t known[65536];
+    uint32_t value[65536];
+};
+/*
+ * n elements of one channel: in[i] the fp16 bits of the main value (low 16 bits), ew[i] the raw
+ * EW operand (NULL: none); element i stored at dst + i·stride as fp16 or fp32. memo: NULL, or
+ * used when the plan has no EW operand.
+ */
+void rn_dpu_float_row(const struct rn_fplan *q, struct rn_fmemo *memo, uint32_t bias,
+                      const int32_t *in, const int32_t *ew, size_t n, uint8_t *dst,
+                      size_t stride);
 /* EW operands [channel][pixel] for the forms other than int8 per pixel from the ERDMA (dpu.c). */
 bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                       int32_t *ew, struct rn_task_outcome *out);

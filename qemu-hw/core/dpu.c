@@ -161,13 +161,21 @@ void rn_float_store(uint8_t *dst, float v, uint32_t out_prec)
 }
 
 /* Little-endian signed element of 1, 2 or 4 bytes. */
-static int32_t element(const uint8_t *p, uint32_t bytes)
+static inline int32_t element(const uint8_t *p, uint32_t bytes)
 {
     uint32_t u = 0;
     for (uint32_t i = 0; i < bytes; i++) {
         u |= (uint32_t)p[i] << (8 * i);
     }
     return bytes == 1 ? (int8_t)u : bytes == 2 ? (int16_t)u : (int32_t)u;
+}
+
+/* One lane of npix atoms: elements 16 bytes apart. */
+static inline void unpack_lane(const uint8_t *raw, uint32_t bytes, size_t npix, int32_t *dst)
+{
+    for (size_t p = 0; p < npix; p++) {
+        dst[p] = element(raw + p * 16, bytes);
+    }
 }
 
 /*
@@ -218,9 +226,17 @@ bool rn_fetch_ew_wide(struct rn_core *c, const struct rn_mem *m, const struct rn
             if (rn_cancelled(c)) {
                 return false;
             }
-            for (size_t p = 0; p < npix; p++) {
-                size_t at = (d->ew_per_channel ? 0 : p * 16) + (size_t)l * d->ew_bytes;
-                ew[o * npix + p] = element(raw + at, d->ew_bytes);
+            if (d->ew_per_channel) {
+                int32_t v = element(raw + (size_t)l * d->ew_bytes, d->ew_bytes);
+                for (size_t p = 0; p < npix; p++) {
+                    ew[o * npix + p] = v;
+                }
+            } else if (d->ew_bytes == 2) {   /* the element size a constant in each loop */
+                unpack_lane(raw + l * 2, 2, npix, ew + o * npix);
+            } else if (d->ew_bytes == 1) {
+                unpack_lane(raw + l, 1, npix, ew + o * npix);
+            } else {
+                unpack_lane(raw + l * 4, 4, npix, ew + o * npix);
             }
         }
     }

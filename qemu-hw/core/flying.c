@@ -19,31 +19,30 @@ struct flying {
     const int32_t *bias;        /* BRDMA operand per channel (int32 or fp32 bits) */
 };
 
-/* Q18: the fp32 pipeline of dpu.c, with this task's LUT, BRDMA operand and EW operand. */
-static float float_value(const struct flying *f, float v, uint32_t o, size_t pix)
+/* Elements of a channel between cancel checks: about what RN_CANCEL_BLOCK pixels of a
+ * convolution take. */
+#define RN_CANCEL_ELEMS 4096u
+/* Elements of an fp16 task from which its results are memoised by input value. */
+#define MEMO_ELEMS 32768u
+
+/* Little-endian element e of an atom row: fp16 as its bits, integers signed. */
+static inline int32_t main_element(const uint8_t *p, uint32_t bytes, bool fp16)
 {
-    const struct rn_conv *d = f->d;
-    const int32_t *e = f->ew ? &f->ew[(size_t)o * ((size_t)d->wo * d->ho) + pix] : NULL;
-    return rn_dpu_float(d, f->lut_on ? &f->lut : NULL, v, f->bias ? (uint32_t)f->bias[o] : 0, e);
+    uint32_t u = bytes == 1 ? p[0] : bytes == 2 ? (uint32_t)p[0] | (uint32_t)p[1] << 8
+               : (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                 (uint32_t)p[3] << 24;
+    return fp16 ? (int32_t)u : bytes == 1 ? (int8_t)u : bytes == 2 ? (int16_t)u : (int32_t)u;
 }
 
-static void store(uint8_t *dst, const struct rn_conv *d, float fv, int64_t iv)
+/* One atom row's C2 lanes into main[channel][pixel]: the element size a constant after inlining. */
+static inline void unpack_row(const uint8_t *row, uint32_t wo, uint32_t lanes, uint32_t bytes,
+                              bool fp16, int32_t *dst, size_t npix)
 {
-    if (d->fp16) {
-        rn_float_store(dst, fv, d->out_prec);
-    } else {
-        rn_out_store(dst, iv, d->out_prec);
+    for (uint32_t l = 0; l < lanes; l++) {
+        for (uint32_t x = 0; x < wo; x++) {
+            dst[l * npix + x] = main_element(row + x * 16 + l * bytes, bytes, fp16);
+        }
     }
-}
-
-static int32_t main_element(const uint8_t *p, const struct rn_conv *d)
-{
-    uint32_t u = 0;
-    for (uint32_t i = 0; i < d->in_bytes; i++) {
-        u |= (uint32_t)p[i] << (8 * i);
-    }
-    return d->fp16 ? (int32_t)u
-         : d->in_bytes == 1 ? (int8_t)u : d->in_bytes == 2 ? (int16_t)u : (int32_t)u;
 }
 
 static bool decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d, struct flying *f,
@@ -97,31 +96,35 @@ static bool decode(struct rn_core *c, uint32_t op_en, struct rn_conv *d, struct 
 }
 
 /* MRDMA: element (c, y, x) at SRC + (c / C2)·(W·H·16 + SURF_NOTCH) + y·(W + LINE_NOTCH)·16 +
- * x·16 + (c % C2)·e; values into main[pixel][channel]. */
+ * x·16 + (c % C2)·e; values into main[channel][pixel], a channel's row contiguous. */
 static bool fetch_main(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                        int32_t *main, struct rn_task_outcome *out)
 {
     uint32_t c2 = 16 / d->in_bytes, ln = RN_FX(REG(c, DPU_RDMA_SRC_DMA_CFG), DPU_RDMA,
                                                 SRC_DMA_CFG, LINE_NOTCH_ADDR);
     uint64_t surf = (uint64_t)d->wo * d->ho * 16 + (REG(c, DPU_RDMA_SURF_NOTCH) & ~0xFu);
+    size_t npix = (size_t)d->wo * d->ho;
     uint8_t *row = rn_scratch(c, RN_BUF_ROW, (size_t)d->wo * 16);
     if (!row) {
         out->error |= RN_ERR_DMA_READ;
         return false;
     }
     for (uint32_t j = 0; j * c2 < d->co_calc; j++) {
+        uint32_t lanes = d->co_calc - j * c2 < c2 ? d->co_calc - j * c2 : c2;
         for (uint32_t y = 0; y < d->ho; y++) {
             uint32_t a = (uint32_t)(REG(c, DPU_RDMA_SRC_BASE_ADDR) + d->dma_base + j * surf +
                                     (uint64_t)y * (d->wo + ln) * 16);
+            int32_t *dst = main + (size_t)j * c2 * npix + (size_t)y * d->wo;
             out->st.bytes_read += (uint64_t)d->wo * 16;
             if (!rn_dma_get(c, m, a, row, (size_t)d->wo * 16, out)) {
                 return false;
             }
-            for (uint32_t x = 0; x < d->wo; x++) {
-                for (uint32_t l = 0; l < c2 && j * c2 + l < d->co_calc; l++) {
-                    main[((size_t)y * d->wo + x) * d->co_calc + j * c2 + l] =
-                        main_element(row + x * 16 + l * d->in_bytes, d);
-                }
+            if (d->in_bytes == 2) {
+                unpack_row(row, d->wo, lanes, 2, d->fp16, dst, npix);
+            } else if (d->in_bytes == 1) {
+                unpack_row(row, d->wo, lanes, 1, d->fp16, dst, npix);
+            } else {
+                unpack_row(row, d->wo, lanes, 4, d->fp16, dst, npix);
             }
         }
     }
@@ -173,6 +176,8 @@ void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
 {
     struct rn_conv d;
     struct flying f = { .d = &d };
+    struct rn_fplan plan;
+    struct rn_fmemo *memo = NULL;
     size_t npix;
     int32_t *main, *ew = NULL;
     uint8_t *obuf;
@@ -202,21 +207,40 @@ void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
         return;
     }
     f.ew = ew;
+    if (d.fp16) {
+        rn_dpu_fplan(&d, f.lut_on ? &f.lut : NULL, &plan);
+        /* a memo pays when the elements outnumber the inputs it may have to compute, and holds
+         * while the BRDMA operand, the one input besides the element, stays */
+        if (!ew && !f.bias && npix * d.co_calc >= MEMO_ELEMS) {
+            memo = rn_scratch(c, RN_BUF_MEMO, sizeof(*memo));
+            if (memo) {
+                memset(memo->known, 0, sizeof(memo->known));
+            }
+        }
+    }
     for (uint32_t o = 0; o < (d.co + c2o - 1) / c2o * c2o; o++) {
-        for (size_t p = 0; p < npix; p++) {
-            if (p % RN_CANCEL_BLOCK == 0 && rn_cancelled(c)) {
+        /* a channel's pixels in blocks, the cancel flag checked before each */
+        for (size_t p0 = 0; p0 < npix; p0 += RN_CANCEL_ELEMS) {
+            size_t n = npix - p0 < RN_CANCEL_ELEMS ? npix - p0 : RN_CANCEL_ELEMS;
+            uint8_t *dst = obuf + ((size_t)(o / c2o) * npix + p0) * 16 + (o % c2o) * d.out_bytes;
+            const int32_t *v = o < d.co_calc ? main + (size_t)o * npix + p0 : NULL;
+            const int32_t *e = ew && o < d.co_calc ? ew + (size_t)o * npix + p0 : NULL;
+            if (rn_cancelled(c)) {
                 return;
             }
-            uint8_t *dst = obuf + ((size_t)(o / c2o) * npix + p) * 16 + (o % c2o) * d.out_bytes;
-            int32_t v = o < d.co_calc ? main[p * d.co_calc + o] : 0;
-            int64_t e = ew && o < d.co_calc ? ew[(size_t)o * npix + p] : 0;
             if (o >= d.co_calc) {   /* past ORIG_CHANNEL: OFFSET_PEND (Q11) */
-                rn_extra_channel_store(dst, d.offset_pend, d.out_bytes);
+                for (size_t p = 0; p < n; p++) {
+                    rn_extra_channel_store(dst + p * 16, d.offset_pend, d.out_bytes);
+                }
             } else if (d.fp16) {
-                store(dst, &d, float_value(&f, rn_half_to_float((uint16_t)v), o, p), 0);
+                rn_dpu_float_row(&plan, memo, f.bias ? (uint32_t)f.bias[o] : 0, v, e, n, dst, 16);
             } else {
-                store(dst, &d, 0, rn_dpu_value(&d, v, 0, f.bias ? f.bias[o] : d.bs.operand,
-                                               ew ? &e : NULL));
+                for (size_t p = 0; p < n; p++) {
+                    int64_t ev = e ? e[p] : 0;
+                    rn_out_store(dst + p * 16,
+                                 rn_dpu_value(&d, v[p], 0, f.bias ? f.bias[o] : d.bs.operand,
+                                              e ? &ev : NULL), d.out_prec);
+                }
             }
         }
     }

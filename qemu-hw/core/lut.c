@@ -47,48 +47,12 @@ bool rn_lut_decode(const struct rn_core *c, struct rn_lut *l)
     l->oflow_shift[0] = RN_FX(lesh, DPU, LUT_LE_SLOPE_SHIFT, LUT_LE_SLOPE_OFLOW_SHIFT);
     l->uflow_shift[1] = RN_FX(losh, DPU, LUT_LO_SLOPE_SHIFT, LUT_LO_SLOPE_UFLOW_SHIFT);
     l->oflow_shift[1] = RN_FX(losh, DPU, LUT_LO_SLOPE_SHIFT, LUT_LO_SLOPE_OFLOW_SHIFT);
+    for (int t = 0; t < 2; t++) {   /* the powers of two rn_lut_eval() scales by, once a task */
+        l->step[t] = ldexp(1.0, -(int)l->index_select[t]);
+        l->uflow_unit[t] = ldexp(1.0, -(int)l->uflow_shift[t]);
+        l->oflow_unit[t] = ldexp(1.0, -(int)l->oflow_shift[t]);
+    }
     return RN_FX(cfg, DPU, LUT_CFG, LUT_LO_LE_MUX) == 2 && !RN_FX(cfg, DPU, LUT_CFG, LUT_EXPAND_EN) &&
            !RN_FX(cfg, DPU, LUT_CFG, LUT_ROAD_SEL) && !RN_FX(cfg, DPU, LUT_CFG, LUT_CAL_SEL) &&
            l->index_select[0] < 32 && l->index_select[1] < 32;
-}
-
-/* Where x falls for table t: -1 below START, 0 inside, 1 above END. */
-static int side(const struct rn_lut *l, int t, double x)
-{
-    return x < l->start[t] ? -1 : x > l->end[t] ? 1 : 0;
-}
-
-double rn_lut_eval(const struct rn_lut *l, double x)
-{
-    int le = side(l, 0, x), lo = side(l, 1, x), t;
-    double pos, q;
-    if (isnan(x)) {
-        return x;   /* no table and no entry for a NaN: it goes through (Q18, L) */
-    }
-    if (!le && !lo) {
-        t = l->hybrid_lo;
-    } else if (!le || !lo) {
-        t = !lo;   /* the one that hits */
-    } else if (le < 0 && lo < 0) {
-        t = l->uflow_lo;
-    } else if (le > 0 && lo > 0) {
-        t = l->oflow_lo;
-    } else {
-        t = x < l->start[0] && x < l->start[1] ? l->uflow_lo : l->oflow_lo;
-    }
-    switch (side(l, t, x)) {
-    case -1:
-        return l->table[t][0] +
-               (x - l->start[t]) * l->uflow_scale[t] / ldexp(1.0, (int)l->uflow_shift[t]);
-    case 1:
-        return l->table[t][RN_LUT_ENTRIES - 1] +
-               (x - l->end[t]) * l->oflow_scale[t] / ldexp(1.0, (int)l->oflow_shift[t]);
-    default:
-        pos = ldexp(x - l->start[t], -(int)l->index_select[t]);
-        if (pos >= RN_LUT_ENTRIES - 1) {
-            return l->table[t][RN_LUT_ENTRIES - 1];
-        }
-        q = floor(pos);
-        return l->table[t][(int)q] + (l->table[t][(int)q + 1] - l->table[t][(int)q]) * (pos - q);
-    }
 }

@@ -283,6 +283,131 @@ static void pool_atom(const struct rn_pool *p, const uint8_t *img, uint32_t oy, 
     }
 }
 
+/*
+ * The fast path of pool_atom(): the same window in the same order (ky, then kx), each method and
+ * element type a loop over the lanes without branches, which the compiler vectorises. fp16 max
+ * and min compare integer keys that order the halves as their floats do (±0 equal); a NaN is
+ * never taken, and a NaN first element is never replaced, as the float compares behave.
+ */
+bool rn_ppu_scalar_only;
+
+#define NAN_NEVER (-0x10000)   /* key of a NaN candidate: below every half's */
+#define NAN_KEEPS 0x10000      /* key of a NaN held from the first element: above them */
+
+static inline int32_t half_key(uint32_t h, bool neg, int32_t nan_key)
+{
+    int32_t mag = (int32_t)(h & 0x7FFF), k = h & 0x8000 ? -mag : mag;
+    return mag > 0x7C00 ? nan_key : neg ? -k : k;
+}
+
+static void fp16_extreme(const uint8_t *const *at, uint32_t n, bool min, uint8_t *dst)
+{
+    int32_t kcur[8];
+    uint32_t hcur[8];
+    for (uint32_t l = 0; l < 8; l++) {
+        hcur[l] = le16(at[0] + 2 * l);
+        kcur[l] = half_key(hcur[l], min, NAN_KEEPS);
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        for (uint32_t l = 0; l < 8; l++) {
+            uint32_t h = le16(at[i] + 2 * l);
+            int32_t k = half_key(h, min, NAN_NEVER);
+            bool take = k > kcur[l];
+            kcur[l] = take ? k : kcur[l];
+            hcur[l] = take ? h : hcur[l];
+        }
+    }
+    for (uint32_t l = 0; l < 8; l++) {
+        dst[2 * l] = (uint8_t)hcur[l];
+        dst[2 * l + 1] = (uint8_t)(hcur[l] >> 8);
+    }
+}
+
+static void fp16_average(const struct rn_pool *p, const uint8_t *const *at, uint32_t n,
+                         uint8_t *dst)
+{
+    float sum[8];
+    for (uint32_t l = 0; l < 8; l++) {
+        sum[l] = rn_half_to_float((uint16_t)le16(at[0] + 2 * l));
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        for (uint32_t l = 0; l < 8; l++) {
+            sum[l] = F32(sum[l] + rn_half_to_float((uint16_t)le16(at[i] + 2 * l)));
+        }
+    }
+    for (uint32_t l = 0; l < 8; l++) {
+        uint16_t h = rn_ppu_avg_fp16(sum[l], p->recip_w, p->recip_h);
+        dst[2 * l] = (uint8_t)h;
+        dst[2 * l + 1] = (uint8_t)(h >> 8);
+    }
+}
+
+/* Lane l of an int8 (eb 1) or int16 (eb 2) atom; eb a constant once inlined. */
+static inline int32_t lane(const uint8_t *a, uint32_t l, uint32_t eb)
+{
+    return eb == 1 ? (int8_t)a[l] : (int16_t)le16(a + 2 * l);
+}
+
+static inline void int_pool(const struct rn_pool *p, const uint8_t *const *at, uint32_t n,
+                            uint32_t eb, uint8_t *dst)
+{
+    uint32_t lanes = 16 / eb;
+    int32_t cur[16];
+    int64_t sum[16];
+    for (uint32_t l = 0; l < lanes; l++) {
+        cur[l] = lane(at[0], l, eb);
+        sum[l] = cur[l];
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        for (uint32_t l = 0; l < lanes; l++) {
+            int32_t v = lane(at[i], l, eb);
+            if (p->method == RN_POOL_AVG) {
+                sum[l] += v;
+            } else {
+                bool take = p->method == RN_POOL_MAX ? v > cur[l] : v < cur[l];
+                cur[l] = take ? v : cur[l];
+            }
+        }
+    }
+    for (uint32_t l = 0; l < lanes; l++) {
+        uint32_t v = p->method != RN_POOL_AVG ? (uint32_t)cur[l]
+                   : (uint32_t)rn_ppu_avg_int(sum[l], p->recip_w, p->recip_h,
+                                              eb == 1 ? INT8_MIN : INT16_MIN,
+                                              eb == 1 ? INT8_MAX : INT16_MAX);
+        dst[l * eb] = (uint8_t)v;
+        if (eb == 2) {
+            dst[l * eb + 1] = (uint8_t)(v >> 8);
+        }
+    }
+}
+
+/* One output atom as pool_atom() computes it; pad: the pad element in every lane. */
+static void pool_atom_fast(const struct rn_pool *p, const uint8_t *img, const uint8_t *pad,
+                           uint32_t oy, uint32_t ox, uint8_t *dst)
+{
+    const uint8_t *at[16 * 16];
+    uint32_t n = 0;
+    for (uint32_t ky = 0; ky < p->kh; ky++) {
+        int64_t y = (int64_t)oy * p->sy - p->pt + ky;
+        for (uint32_t kx = 0; kx < p->kw; kx++) {
+            int64_t x = (int64_t)ox * p->sx - p->pl + kx;
+            at[n++] = y >= 0 && y < p->ih && x >= 0 && x < p->iw
+                          ? img + ((size_t)y * p->iw + (size_t)x) * 16 : pad;
+        }
+    }
+    if (p->prec == RN_PPU_FP16) {
+        if (p->method == RN_POOL_AVG) {
+            fp16_average(p, at, n, dst);
+        } else {
+            fp16_extreme(at, n, p->method == RN_POOL_MIN, dst);
+        }
+    } else if (p->eb == 1) {
+        int_pool(p, at, n, 1, dst);
+    } else {
+        int_pool(p, at, n, 2, dst);
+    }
+}
+
 static bool read_input(struct rn_core *c, const struct rn_mem *m, const struct rn_pool *p,
                        uint8_t *ibuf, struct rn_task_outcome *out)
 {
@@ -318,7 +443,7 @@ void rn_ppu_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
 {
     struct rn_pool p;
     size_t isurf, osurf;
-    uint8_t *ibuf, *obuf;
+    uint8_t *ibuf, *obuf, pad[16];
 
     out->st.pool = true;
     if (!decode(c, op_en, &p, out)) {
@@ -339,6 +464,9 @@ void rn_ppu_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
     if (!read_input(c, mem, &p, ibuf, out)) {
         return;
     }
+    for (uint32_t b = 0; b < 16; b++) {
+        pad[b] = (uint8_t)(p.pad >> (8 * (b % p.eb)));
+    }
     for (uint32_t s = 0; s < p.nsurf; s++) {
         const uint8_t *img = ibuf + s * isurf;
         for (uint32_t oy = 0; oy < p.oh; oy++) {
@@ -352,8 +480,10 @@ void rn_ppu_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
                     memset(dst, 0, 16);
                 } else if (p.first_only) {
                     memcpy(dst, img, 16);
-                } else {
+                } else if (rn_ppu_scalar_only) {
                     pool_atom(&p, img, oy, ox, dst);
+                } else {
+                    pool_atom_fast(&p, img, pad, oy, ox, dst);
                 }
             }
         }

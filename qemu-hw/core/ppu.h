@@ -34,4 +34,7 @@ uint16_t rn_ppu_avg_fp16(float sum, uint32_t recip_w_reg, uint32_t recip_h_reg);
 int32_t rn_ppu_avg_int(int64_t sum, uint32_t recip_w_reg, uint32_t recip_h_reg, int32_t lo,
                        int32_t hi);
 
+/* Tests: every output atom through the step-by-step loop, not the fast path (same bytes). */
+extern bool rn_ppu_scalar_only;
+
 #endif
