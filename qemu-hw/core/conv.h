@@ -103,6 +103,8 @@ struct rn_lut {
 
 /* Decode the LUT registers of the task (lut.c); false for settings no program was seen with. */
 bool rn_lut_decode(const struct rn_core *c, struct rn_lut *l);
+/* The powers of two rn_lut_eval() scales by, from the fields (rn_lut_decode does it). */
+void rn_lut_prepare(struct rn_lut *l);
 
 /* Where x falls for table t: -1 below START, 0 inside, 1 above END. */
 static inline int rn_lut_side(const struct rn_lut *l, int t, double x)
@@ -156,6 +158,41 @@ enum rn_ew_algo { RN_EW_MAX = 0, RN_EW_MIN = 1, RN_EW_ADD = 2, RN_EW_MINUS = 4, 
 /* The DPU stages of one element, OUT_CVT included, before the output type (dpu.c). */
 int64_t rn_dpu_value(const struct rn_conv *d, int64_t acc, int64_t wsum, int32_t bias,
                      const int64_t *e);
+/*
+ * A two-operand fp32 step of the DPU pipeline (a the value, b the operand) with its result r:
+ * a NaN a goes through quieted, else a NaN b (Q18), whatever order the compiler gives the
+ * operands of + and · and whatever the host's NaN rules.
+ */
+static inline float rn_nan_first(float a, float b, float r)
+{
+    return a != a ? a + a : b != b ? b + b : r;
+}
+
+/* A signalling NaN: a NaN with the quiet bit clear. */
+static inline bool rn_snan(float a)
+{
+    uint32_t u;
+    memcpy(&u, &a, 4);
+    return (u & 0x7FC00000u) == 0x7F800000u && (u & 0x3FFFFFu);
+}
+
+/*
+ * EW max and min as the model has always computed them, through x86-64 glibc's fmaxf/fminf:
+ * equal values (±0) give b, a quiet NaN loses to a number, a signalling one gives a NaN as
+ * rn_nan_first does. Written out so that no host, libm or loop shape changes them.
+ */
+static inline float rn_fmax(float a, float b)
+{
+    return a > b ? a : a <= b ? b : rn_snan(a) || rn_snan(b) ? rn_nan_first(a, b, a)
+         : b != b ? a : b;
+}
+
+static inline float rn_fmin(float a, float b)
+{
+    return a < b ? a : a >= b ? b : rn_snan(a) || rn_snan(b) ? rn_nan_first(a, b, a)
+         : b != b ? a : b;
+}
+
 /*
  * The fp32 DPU pipeline for one element (Q18): BS, BN, EW (or the LUT, when lut is not NULL),
  * OUT_CVT on float data. bias: the BRDMA operand's bits; e: the EW operand's raw element or NULL.

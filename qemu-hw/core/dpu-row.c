@@ -58,14 +58,14 @@ void rn_dpu_fplan(const struct rn_conv *d, const struct rn_lut *lut, struct rn_f
 static void add_op(float *v, size_t n, bool sub, float op)
 {
     for (size_t i = 0; i < n; i++) {
-        v[i] = sub ? v[i] - op : v[i] + op;
+        v[i] = rn_nan_first(v[i], op, sub ? v[i] - op : v[i] + op);
     }
 }
 
 static void mul_op(float *v, size_t n, float m)
 {
     for (size_t i = 0; i < n; i++) {
-        v[i] *= m;
+        v[i] = rn_nan_first(v[i], m, v[i] * m);
     }
 }
 
@@ -89,24 +89,24 @@ static void ew_op(const struct rn_fplan *q, float *v, size_t n, const int32_t *e
     }
     if (q->ew_mul) {
         for (size_t i = 0; i < n; i++) {
-            v[i] *= e[i];
+            v[i] = rn_nan_first(v[i], e[i], v[i] * e[i]);
         }
         return;
     }
     switch (q->ew_algo) {
     case RN_EW_MAX:
         for (size_t i = 0; i < n; i++) {
-            v[i] = fmaxf(v[i], e[i]);
+            v[i] = rn_fmax(v[i], e[i]);
         }
         break;
     case RN_EW_MIN:
         for (size_t i = 0; i < n; i++) {
-            v[i] = fminf(v[i], e[i]);
+            v[i] = rn_fmin(v[i], e[i]);
         }
         break;
     case RN_EW_MINUS:
         for (size_t i = 0; i < n; i++) {
-            v[i] -= e[i];
+            v[i] = rn_nan_first(v[i], e[i], v[i] - e[i]);
         }
         break;
     case RN_EW_ABS:
@@ -121,7 +121,7 @@ static void ew_op(const struct rn_fplan *q, float *v, size_t n, const int32_t *e
         break;
     default:
         for (size_t i = 0; i < n; i++) {
-            v[i] += e[i];
+            v[i] = rn_nan_first(v[i], e[i], v[i] + e[i]);
         }
         break;
     }

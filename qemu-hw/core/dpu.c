@@ -20,7 +20,7 @@ static int64_t alu_stage(const struct rn_alu_stage *s, int64_t v, int32_t mem_op
 {
     if (s->alu) {
         int64_t op = s->alu_mem ? mem_operand : s->operand;
-        v = s->sub ? v - op : v + op;
+        v = rn_nan_first(v, op, s->sub ? v - op : v + op);
     }
     return v;
 }
@@ -98,7 +98,7 @@ static float float_alu(const struct rn_alu_stage *s, float v, uint32_t mem_bits)
 {
     if (s->alu) {
         float op = f32(s->alu_mem ? mem_bits : (uint32_t)s->operand);
-        v = s->sub ? v - op : v + op;
+        v = rn_nan_first(v, op, s->sub ? v - op : v + op);
     }
     return v;
 }
@@ -115,11 +115,13 @@ float rn_dpu_float(const struct rn_conv *d, const struct rn_lut *lut, float v, u
 {
     if (d->bs.on) {
         v = float_alu(&d->bs, v, bias);
-        v = d->bs.mul ? v * rn_half_to_float((uint16_t)d->bs.mul_operand) : v;
+        float m = rn_half_to_float((uint16_t)d->bs.mul_operand);
+        v = d->bs.mul ? rn_nan_first(v, m, v * m) : v;
         v = float_relu(&d->bs, v);
     }
     if (d->bn.on) {
-        v = d->bn.mul ? v * rn_half_to_float((uint16_t)d->bn.mul_operand) : v;
+        float m = rn_half_to_float((uint16_t)d->bn.mul_operand);
+        v = d->bn.mul ? rn_nan_first(v, m, v * m) : v;
         v = float_relu(&d->bn, float_alu(&d->bn, v, 0));
     }
     if (lut) {
@@ -128,10 +130,11 @@ float rn_dpu_float(const struct rn_conv *d, const struct rn_lut *lut, float v, u
         uint32_t raw = ew ? (uint32_t)*ew : 0;
         float e = d->ew_from_regs ? (d->ew_mul ? rn_half_to_float((uint16_t)raw) : f32(raw))
                 : d->ew_bytes == 2 ? rn_half_to_float((uint16_t)raw) : f32(raw);
-        v = d->ew_mul ? v * e
-          : d->ew_algo == RN_EW_MAX ? fmaxf(v, e) : d->ew_algo == RN_EW_MIN ? fminf(v, e)
-          : d->ew_algo == RN_EW_MINUS ? v - e : d->ew_algo == RN_EW_ABS ? fabsf(v)
-          : d->ew_algo == RN_EW_NEG ? -v : v + e;
+        v = d->ew_mul ? rn_nan_first(v, e, v * e)
+          : d->ew_algo == RN_EW_MAX ? rn_fmax(v, e) : d->ew_algo == RN_EW_MIN ? rn_fmin(v, e)
+          : d->ew_algo == RN_EW_MINUS ? rn_nan_first(v, e, v - e)
+          : d->ew_algo == RN_EW_ABS ? fabsf(v)
+          : d->ew_algo == RN_EW_NEG ? -v : rn_nan_first(v, e, v + e);
     }
     if (d->ew_on) {
         struct rn_alu_stage relu = { .relu = d->ew_relu, .relux = d->ew_relux,

@@ -23,6 +23,15 @@ void rn_lut_write(struct rn_core *c, uint32_t offset, uint32_t value)
     }
 }
 
+void rn_lut_prepare(struct rn_lut *l)
+{
+    for (int t = 0; t < 2; t++) {
+        l->step[t] = ldexp(1.0, -(int)l->index_select[t]);
+        l->uflow_unit[t] = ldexp(1.0, -(int)l->uflow_shift[t]);
+        l->oflow_unit[t] = ldexp(1.0, -(int)l->oflow_shift[t]);
+    }
+}
+
 /* Decode the LUT registers of the task (Q18); false for the settings no program was seen with. */
 bool rn_lut_decode(const struct rn_core *c, struct rn_lut *l)
 {
@@ -47,11 +56,7 @@ bool rn_lut_decode(const struct rn_core *c, struct rn_lut *l)
     l->oflow_shift[0] = RN_FX(lesh, DPU, LUT_LE_SLOPE_SHIFT, LUT_LE_SLOPE_OFLOW_SHIFT);
     l->uflow_shift[1] = RN_FX(losh, DPU, LUT_LO_SLOPE_SHIFT, LUT_LO_SLOPE_UFLOW_SHIFT);
     l->oflow_shift[1] = RN_FX(losh, DPU, LUT_LO_SLOPE_SHIFT, LUT_LO_SLOPE_OFLOW_SHIFT);
-    for (int t = 0; t < 2; t++) {   /* the powers of two rn_lut_eval() scales by, once a task */
-        l->step[t] = ldexp(1.0, -(int)l->index_select[t]);
-        l->uflow_unit[t] = ldexp(1.0, -(int)l->uflow_shift[t]);
-        l->oflow_unit[t] = ldexp(1.0, -(int)l->oflow_shift[t]);
-    }
+    rn_lut_prepare(l);
     return RN_FX(cfg, DPU, LUT_CFG, LUT_LO_LE_MUX) == 2 && !RN_FX(cfg, DPU, LUT_CFG, LUT_EXPAND_EN) &&
            !RN_FX(cfg, DPU, LUT_CFG, LUT_ROAD_SEL) && !RN_FX(cfg, DPU, LUT_CFG, LUT_CAL_SEL) &&
            l->index_select[0] < 32 && l->index_select[1] < 32;

@@ -10,6 +10,7 @@
 #include "ppu.h"
 #include "progs.h"
 #include "quirks.h"
+#include "randvals.h"
 #include "testlib.h"
 
 #define IN 0x10000      /* input cube */
@@ -286,6 +287,70 @@ static void test_avg_fp16(void)
     rn_core_destroy(&c);
 }
 
+/*
+ * The fast window loops (rn_ppu_run) against the step-by-step pool_atom (rn_ppu_scalar_only) on
+ * random pools of every precision and method: kernels, strides, pads and pad values, inputs
+ * with the halves' edge values and NaNs, the integers' extremes.
+ */
+static void test_fast_vs_step(void)
+{
+    static const uint32_t precs[] = { RN_PPU_INT8, RN_PPU_INT16, RN_PPU_FP16 };
+    GRand *r = g_rand_new_with_seed(1613);
+    static uint8_t want[64 * 1024];
+    for (int iter = 0; iter < 300; iter++) {
+        struct rn_core c;
+        struct rn_kick_result res;
+        struct rp_pool q;
+        uint32_t prec = precs[g_rand_int_range(r, 0, 3)];
+        uint32_t method = (uint32_t)g_rand_int_range(r, 0, 3);
+        uint32_t k = (uint32_t)g_rand_int_range(r, 1, 5), in_bytes, out_bytes;
+        pool_defaults(&q, (uint32_t)g_rand_int_range(r, 1, 12), (uint32_t)g_rand_int_range(r, 1, 12),
+                      (uint32_t)g_rand_int_range(r, 1, 40), 1, method, prec);
+        q.kw = k;
+        q.kh = (uint32_t)g_rand_int_range(r, 1, 5);
+        q.sx = (uint32_t)g_rand_int_range(r, 1, 4);
+        q.sy = (uint32_t)g_rand_int_range(r, 1, 4);
+        q.pl = (uint32_t)g_rand_int_range(r, 0, 3);
+        q.pt = (uint32_t)g_rand_int_range(r, 0, 3);
+        q.pr = (uint32_t)g_rand_int_range(r, 0, 3);
+        q.pb = (uint32_t)g_rand_int_range(r, 0, 3);
+        if (q.w + q.pl + q.pr < q.kw || q.h + q.pt + q.pb < q.kh) {
+            continue;
+        }
+        q.ow = (q.w + q.pl + q.pr - q.kw) / q.sx + 1;
+        q.oh = (q.h + q.pt + q.pb - q.kh) / q.sy + 1;
+        q.pad = prec == RN_PPU_FP16 ? random_half(r) : g_rand_int(r) & 0xFFFF;
+        q.rw = prec == RN_PPU_FP16 ? rn_float_to_half(65536.0f / (float)q.kw) : 65536 / q.kw;
+        q.rh = prec == RN_PPU_FP16 ? rn_float_to_half(65536.0f / (float)q.kh) : 65536 / q.kh;
+        in_bytes = (q.c * (prec == RN_PPU_INT8 ? 1 : 2) + 15) / 16 * q.w * q.h * 16;
+        out_bytes = (q.c * (prec == RN_PPU_INT8 ? 1 : 2) + 15) / 16 * q.ow * q.oh * 16;
+        g_assert_cmpuint(out_bytes, <=, sizeof(want));
+        for (uint32_t i = 0; i < in_bytes; i += 2) {
+            uint16_t v = prec == RN_PPU_FP16 ? random_half(r)
+                       : g_rand_int_range(r, 0, 8) ? (uint16_t)g_rand_int(r)
+                       : (uint16_t)(g_rand_boolean(r) ? 0x7F7F : 0x8080);
+            put16(IN + i, v);
+        }
+        for (int fast = 0; fast < 2; fast++) {
+            core_setup(&c);
+            memset(mem + OUT, 0x5A, out_bytes);
+            rn_ppu_scalar_only = !fast;
+            run_pool(&c, &q, 0x60, &res);
+            rn_ppu_scalar_only = false;
+            rn_core_destroy(&c);
+            g_assert_cmphex(res.raw_bits, ==, RN_IRQ_PPU_0);
+            if (!fast) {
+                memcpy(want, mem + OUT, out_bytes);
+            } else if (memcmp(want, mem + OUT, out_bytes)) {
+                g_error("pool %u method %u %ux%ux%u k %ux%u s %ux%u pads %u/%u/%u/%u: fast "
+                        "path differs", prec, method, q.w, q.h, q.c, q.kw, q.kh, q.sx, q.sy,
+                        q.pl, q.pt, q.pr, q.pb);
+            }
+        }
+    }
+    g_rand_free(r);
+}
+
 /* PPU_0 / PPU_1 by the PPU executer; no DPU bit, so mainline's mask 0x300 keeps the line low. */
 static void test_completion(void)
 {
@@ -433,5 +498,6 @@ int main(int argc, char **argv)
     g_test_add_func("/ppu/dma-fault", test_dma_fault);
     g_test_add_func("/ppu/refusals", test_refusals);
     g_test_add_func("/ppu/quirks", test_quirks);
+    g_test_add_func("/ppu/fast-vs-step", test_fast_vs_step);
     return g_test_run();
 }

@@ -368,9 +368,11 @@ void rs_bench_ops(const char *run, const char *top, double seconds, const char *
             printf("%s matmul %ux%ux%u: %.2f GMAC/s [%s]\n", mm->name, mm->m, mm->k, mm->n,
                    macs / secs * 1e-9, where);
         } else {
-            printf("%s fp16 %dx%dx%d: %.1f Melem/s [%s; the %s path is plain C]\n", ops[i].name,
+            printf("%s fp16 %dx%dx%d: %.1f Melem/s [%s; %s]\n", ops[i].name,
                    EL_W, EL_W, EL_W, elements / secs * 1e-6, where,
-                   ops[i].kind == 1 ? "LUT" : ops[i].kind == 2 ? "EW" : "PPU");
+                   ops[i].kind == 1 ? "the LUT: plain C rows, results memoised by input value"
+                   : ops[i].kind == 2 ? "the EW: plain C rows, compiler-vectorised"
+                   : "the PPU: plain C lane loops, compiler-vectorised");
         }
         fflush(stdout);
         rs_rm_tree(d);
