@@ -4,9 +4,15 @@
  * loop over a block of elements that the compiler vectorises. Every element goes through the
  * same operations in the same order as rn_dpu_float()'s; test-elem checks the bytes.
  */
-/* These loops need the vectoriser whatever the including build's -O level (QEMU uses -O2). */
+/*
+ * These loops need the vectoriser whatever the including build's -O level (QEMU uses -O2); no
+ * trapping math lets it turn the selects into blends (no value changes). No contraction: a
+ * product and a sum fused into one FMA (GNU C's default on arm64) would round once, not twice.
+ */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("O3", "no-trapping-math")
+#pragma GCC optimize("O3", "no-trapping-math", "fp-contract=off")
+#elif defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
 #endif
 
 #include <math.h>

@@ -4,6 +4,14 @@
  * MUL, ReLU) → OUT_CVT, and in fp32 (Q18, for the float precisions of Q19 and DPU-only fp16
  * tasks); and the EW operand in the forms the ERDMA and the registers give it.
  */
+/* Products and sums round one by one, as the rows of dpu-row.c do: no FMA contraction (GNU C's
+ * default on arm64). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#elif defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #include <math.h>
 
 #include "conv.h"

@@ -62,6 +62,53 @@ static inline void g_free(void *p)
     free(p);
 }
 
+/* GRand as a splitmix64 stream: other numbers than GLib's, the same use (test-elem). */
+typedef struct {
+    uint64_t s;
+} GRand;
+typedef int gboolean;
+
+static inline GRand *g_rand_new_with_seed(uint32_t seed)
+{
+    GRand *r = g_malloc(sizeof(*r));
+    r->s = seed;
+    return r;
+}
+
+static inline void g_rand_free(GRand *r)
+{
+    g_free(r);
+}
+
+static inline uint32_t g_rand_int(GRand *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+/* [begin, end) */
+static inline int32_t g_rand_int_range(GRand *r, int32_t begin, int32_t end)
+{
+    return begin + (int32_t)(g_rand_int(r) % (uint32_t)(end - begin));
+}
+
+static inline gboolean g_rand_boolean(GRand *r)
+{
+    return g_rand_int(r) & 1;
+}
+
+static inline double g_rand_double_range(GRand *r, double begin, double end)
+{
+    return begin + (end - begin) * (g_rand_int(r) / 4294967296.0);
+}
+
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
+
 #define g_shim_fail(...)                                                                      \
     do {                                                                                      \
         fflush(stdout);                                                                       \
@@ -93,6 +140,7 @@ static inline void g_free(void *p)
 #define g_assert_false(e) g_assert_true(!(e))
 #define g_assert_not_reached() g_shim_fail("code should not be reached")
 #define g_printerr(...) fprintf(stderr, __VA_ARGS__)
+#define g_error(...) g_shim_fail(__VA_ARGS__)
 #define g_assert_null(e) g_assert_true((e) == NULL)
 #define g_assert_nonnull(e) g_assert_true((e) != NULL)
 #define g_assert_cmpstr(a, op, b)                                                             \
