@@ -89,9 +89,18 @@ static void relu_op(const struct rn_fstage *s, float *v, size_t n)
 static void ew_op(const struct rn_fplan *q, float *v, size_t n, const int32_t *ew)
 {
     float e[ROW_BLOCK];
-    for (size_t i = 0; i < n; i++) {
-        uint32_t raw = ew ? (uint32_t)ew[i] : 0;
-        e[i] = q->e_half ? rn_half_to_float((uint16_t)raw) : f32(raw);
+    if (!ew) {   /* no operand: raw 0 */
+        for (size_t i = 0; i < n; i++) {
+            e[i] = 0;
+        }
+    } else if (q->e_half) {
+        for (size_t i = 0; i < n; i++) {
+            e[i] = rn_half_to_float((uint16_t)ew[i]);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            e[i] = f32((uint32_t)ew[i]);
+        }
     }
     if (q->ew_mul) {
         for (size_t i = 0; i < n; i++) {
