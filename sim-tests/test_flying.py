@@ -194,3 +194,42 @@ def test_comb_use_hangs(tmp_path):
     j = job("int8", a, 1, extra=[("DPU_RDMA_FEATURE_MODE_CFG", 1 | 5 << 8 | 15 << 11)])
     out, status, res = run(j, tmp_path)
     assert status == [0] and "hang" in res.stderr and "(quirk flying-comb-use)" in res.stderr
+
+
+@pytest.mark.parametrize("lut_on", [True, False])
+def test_large_task_memoised(lut_on, tmp_path):
+    """From 32768 elements the core memoises an fp16 task's results by input value (no EW
+    operand): every half but the NaNs (the reference keeps their payloads through the fp32
+    pipeline, the core writes 0x7E00), infinities included, against the reference."""
+    lut, regs = sigmoid_regs()
+    h = np.arange(65536, dtype=np.uint16)
+    h[(h & 0x7C00) == 0x7C00] &= 0xFC00           # NaNs -> ±inf
+    x = h.view(np.float16).reshape(64, 64, 16)
+    x = np.concatenate([x, x[::-1]], axis=0)      # each value twice, in two orders
+    if lut_on:
+        j = job("fp16", x, 0x300, lut=lut, extra=regs)
+    else:                                         # BN mul and add, ReLU, OUT_CVT, fp32 out
+        j = job("fp16", x, 1, out_prec=5, extra=regs[6:9] + [("DPU_OUT_CVT_SHIFT", 3)])
+    out, status, res = run(j, tmp_path)
+    assert status == [0x100], res.stderr
+
+
+def test_large_task_memoised_per_channel_operand(tmp_path):
+    """With a BRDMA operand per channel the memo holds a channel (32768 pixels and more): it is
+    started again where the operand changes, kept where it repeats."""
+    lut, regs = sigmoid_regs()
+    rng = np.random.default_rng(5)
+    h = rng.permutation(np.tile(np.arange(65536, dtype=np.uint16), 2))
+    h[(h & 0x7C00) == 0x7C00] &= 0xFC00           # no NaNs (see above)
+    x = h.view(np.float16).reshape(128, 256, 4)
+    bias = np.array([0.5, 0.5, -1.0, 2.0], dtype=np.float32)
+    BIAS = 0x280000
+    j = job("fp16", x, 0x300, lut=lut, extra=regs + [
+        ("DPU_BS_CFG", 0x20150), ("DPU_RDMA_BRDMA_CFG", 2), ("DPU_RDMA_BS_BASE_ADDR", BIAS)])
+    j["segments"][BIAS] = bias.tobytes()
+    out, status, res = run(j, tmp_path)
+    assert status == [0x100], res.stderr
+    got = unatoms(out, 128, 256, 4, "<f2").astype(np.float64)
+    one = (x.astype(np.float64) > -4) & (x.astype(np.float64) < 4)
+    want = 1 / (1 + np.exp(-(x.astype(np.float64) + bias)))   # the operand applies
+    assert np.abs(got - want)[one].max() <= 0.002

@@ -121,19 +121,28 @@ static inline int rn_lut_side(const struct rn_lut *l, int t, double x)
 static inline double rn_lut_eval(const struct rn_lut *l, double x)
 {
     int le = rn_lut_side(l, 0, x), lo = rn_lut_side(l, 1, x), t, st, q;
-    double pos, clamped, under, over, inside;
+    double start, end, pos, clamped, under, over, inside;
+    const int16_t *tab;
+    int32_t first, last, tq, tq1;
     /* both hit: the hybrid priority; one hits: that one; neither: below both STARTs, the
      * underflow priority, else the overflow one */
     t = !le && !lo ? l->hybrid_lo : !le || !lo ? !lo
       : x < l->start[0] && x < l->start[1] ? l->uflow_lo : l->oflow_lo;
-    st = rn_lut_side(l, t, x);
-    under = l->table[t][0] + (x - l->start[t]) * l->uflow_scale[t] * l->uflow_unit[t];
-    over = l->table[t][RN_LUT_ENTRIES - 1] + (x - l->end[t]) * l->oflow_scale[t] * l->oflow_unit[t];
-    pos = (x - l->start[t]) * l->step[t];
+    /* every load unconditional (q clamped into the table), so that the choices are selects */
+    tab = l->table[t];
+    start = l->start[t];
+    end = l->end[t];
+    st = x < start ? -1 : x > end ? 1 : 0;
+    pos = (x - start) * l->step[t];
     clamped = pos < 0 ? 0 : pos < RN_LUT_ENTRIES - 1 ? pos : RN_LUT_ENTRIES - 2;
     q = (int)clamped;   /* floor, for the pos that counts: 0 <= pos < 512 */
-    inside = pos >= RN_LUT_ENTRIES - 1 ? l->table[t][RN_LUT_ENTRIES - 1]
-           : l->table[t][q] + (l->table[t][q + 1] - l->table[t][q]) * (pos - q);
+    first = tab[0];
+    last = tab[RN_LUT_ENTRIES - 1];
+    tq = tab[q];
+    tq1 = tab[q + 1];
+    under = first + (x - start) * l->uflow_scale[t] * l->uflow_unit[t];
+    over = last + (x - end) * l->oflow_scale[t] * l->oflow_unit[t];
+    inside = pos >= RN_LUT_ENTRIES - 1 ? last : tq + (tq1 - tq) * (pos - q);
     /* a NaN has no table and no entry: it goes through (Q18, L) */
     return x != x ? x : st < 0 ? under : st > 0 ? over : inside;
 }

@@ -210,8 +210,9 @@ void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
     if (d.fp16) {
         rn_dpu_fplan(&d, f.lut_on ? &f.lut : NULL, &plan);
         /* a memo pays when the elements outnumber the inputs it may have to compute, and holds
-         * while the BRDMA operand, the one input besides the element, stays */
-        if (!ew && !f.bias && npix * d.co_calc >= MEMO_ELEMS) {
+         * while the BRDMA operand, the one input besides the element, stays: a task's, or with
+         * an operand per channel, a channel's */
+        if (!ew && (f.bias ? npix : npix * d.co_calc) >= MEMO_ELEMS) {
             memo = rn_scratch(c, RN_BUF_MEMO, sizeof(*memo));
             if (memo) {
                 memset(memo->known, 0, sizeof(memo->known));
@@ -219,6 +220,9 @@ void rn_flying_run(struct rn_core *c, const struct rn_mem *mem, uint32_t op_en,
         }
     }
     for (uint32_t o = 0; o < (d.co + c2o - 1) / c2o * c2o; o++) {
+        if (memo && f.bias && o > 0 && o < d.co_calc && f.bias[o] != f.bias[o - 1]) {
+            memset(memo->known, 0, sizeof(memo->known));   /* another operand */
+        }
         /* a channel's pixels in blocks, the cancel flag checked before each */
         for (size_t p0 = 0; p0 < npix; p0 += RN_CANCEL_ELEMS) {
             size_t n = npix - p0 < RN_CANCEL_ELEMS ? npix - p0 : RN_CANCEL_ELEMS;
