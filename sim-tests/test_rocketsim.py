@@ -52,6 +52,7 @@ def fake_qemu(tmp_path, hang=False):
     (["shell", "--cores", "0"], r"--cores must be 1, 2 or 3"),
     (["timing", "--fast"], r"Unknown option --fast"),
     (["bench", "--seconds", "0"], r"--seconds must be more than 0"),
+    (["bench", "--threads", "0"], r"--threads takes 1 to 16, not 0"),
     (["frobnicate"], r"unknown command 'frobnicate'"),
 ])
 def test_option_errors(args, message):

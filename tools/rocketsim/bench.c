@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * rocketsim bench: every MobileDet conv/depthwise layer, programmed as Mesa does, through the
- * core (rknpu-run --repeat, single thread). Prints the host's CPU and the kernel path that runs
- * (RKNPU_ISA=avx2 etc. forces a lesser one), per-layer figures, totals per kind and overall,
- * the figures of the other blocks (benchops.c), and last `core-bench: N GMAC/s`.
+ * core (rknpu-run --repeat, one thread unless --threads). Prints the host's CPU and the kernel
+ * path that runs (RKNPU_ISA=avx2 etc. forces a lesser one), per-layer figures, totals per kind
+ * and overall, the figures of the other blocks (benchops.c), and last `core-bench: N GMAC/s`.
  *
  * The layers come from the model file (a small reader of TFLite's FlatBuffer, below); each is
  * made into a job folder (qemu-hw/tools/JOB-FORMAT.md) the way Mesa 26's rocket driver programs
@@ -755,10 +755,14 @@ int cmd_bench(int argc, char **argv)
 {
     char *build = NULL, *keep = NULL;
     double seconds = 0.2;
+    int threads = 1;
     GOptionEntry entries[] = {
         { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "time per layer (default 0.2)", "S" },
         { "build", 0, 0, G_OPTION_ARG_FILENAME, &build,
           "the meson build folder whose rknpu-run to time (default: this program's)", "DIR" },
+        { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
+          "host threads per task, 1 to 16 (default 1): with more, the figures show how a "
+          "task's rows scale over this host's cores", "N" },
         { "write-jobs", 0, 0, G_OPTION_ARG_FILENAME, &keep,
           "only write the jobs: the layers' as DIR/LNN/, the others' as DIR/NAME/ (for "
           "rknpu-run, rknpu-dis)", "DIR" },
@@ -767,7 +771,7 @@ int cmd_bench(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
     g_option_context_set_summary(ctx,
         "Every MobileDet conv/depthwise layer, programmed as Mesa does, through the core\n"
-        "(rknpu-run --repeat, single thread): per-layer figures; then matmuls of the other\n"
+        "(rknpu-run --repeat, one thread unless --threads): per-layer figures; then matmuls of the other\n"
         "precisions, the LUT, an EW op and a PPU pool; last `core-bench: N GMAC/s`.\n"
         "RKNPU_ISA=avx2 or generic forces a lesser kernel path than the host supports.");
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -781,6 +785,10 @@ int cmd_bench(int argc, char **argv)
     if (!(seconds > 0 && seconds <= 3600)) {
         rs_usage_error(ctx, "--seconds must be more than 0");
     }
+    if (threads < 1 || threads > 16) {
+        rs_usage_error(ctx, "--threads takes 1 to 16, not %d", threads);
+    }
+    rs_bench_threads = threads;
     /* --build as scripts/bench.py took it: relative to the source tree */
     g_autofree char *bdir = build ? g_canonicalize_filename(build, rs_root())
                                   : g_strdup(rs_builddir());
@@ -816,6 +824,8 @@ int cmd_bench(int argc, char **argv)
         if (g_getenv("RKNPU_ISA") && *g_getenv("RKNPU_ISA")) {
             printf("RKNPU_ISA=%s\n", g_getenv("RKNPU_ISA"));
         }
+        printf("threads per task: %d%s\n", threads,
+               threads > 1 ? " (core-bench is a 1-thread figure only without --threads)" : "");
         fflush(stdout);
     }
     double total_macs = 0, total_s = 0, kind_macs[2] = { 0 }, kind_s[2] = { 0 };

@@ -42,12 +42,16 @@ void rs_rm_tree(const char *path)
     g_rmdir(path);
 }
 
+/* host threads per task for every timing (rocketsim bench --threads; 1: the core-bench figure) */
+int rs_bench_threads = 1;
+
 /* rknpu-run's last line: "rknpu-run: N runs, M MACs in S s: G GMAC/s" */
 static gboolean repeat_run(const char *run, const char *dir, int64_t reps, double *macs,
                            double *secs)
 {
     g_autofree char *n = g_strdup_printf("%" G_GINT64_FORMAT, reps);
-    const char *argv[] = { run, "-q", "--threads", "1", "--repeat", n, dir, NULL };
+    g_autofree char *t = g_strdup_printf("%d", rs_bench_threads);
+    const char *argv[] = { run, "-q", "--threads", t, "--repeat", n, dir, NULL };
     g_autofree char *out = NULL, *err = NULL;
     rs_run_capture(argv, &out, &err);
     const char *p = out ? strstr(out, " MACs in ") : NULL;

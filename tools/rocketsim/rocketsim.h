@@ -73,6 +73,7 @@ gboolean rs_bench_time(const char *run, const char *dir, double seconds, double 
 /* The matmuls of the other precisions, the LUT, EW and PPU jobs, below top: timed with run and
  * printed (info: test-kernels --info, for the CPU and path), or with run NULL only written. */
 void rs_bench_ops(const char *run, const char *top, double seconds, const char *info);
+extern int rs_bench_threads;   /* rknpu-run --threads for every timing (default 1) */
 
 /* ---- json.c: JSON written by hand (exact number formats), read with json-glib ---- */
 
