@@ -240,25 +240,38 @@ AVX2 void rn_avx2_dw(const uint8_t *s, const int8_t *w, int32_t *acc, int32_t *s
     }
 }
 
+/*
+ * Taps in pairs: (x_t, x_t+1) and (w_t, w_t+1) interleaved as int16 pairs, so one vpmaddwd sums
+ * two taps of 8 channels in int32 (|x w| <= 2^14: exact). unpacklo/hi take channels 0-3/8-11 and
+ * 4-7/12-15 of the two 128-bit lanes; the two accumulators are put back in order at the end.
+ */
 AVX2 void rn_avx2_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
                            const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n)
 {
-    size_t c = 0;
+    size_t c = 0, taps = (size_t)kh * kw;
     /* window sums in int16: up to 256 taps of -128..127 */
-    if ((size_t)kh * kw <= 256) {
+    if (taps <= 256) {
+        size_t off[256];
+        for (size_t t = 0; t < taps; t++) {
+            off[t] = t / kw * row + t % kw * col;
+        }
         for (; c + 16 <= n; c += 16) {
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0, s16 = a0;
-            for (uint32_t ky = 0; ky < kh; ky++) {
-                const uint8_t *sr = src + ky * row + c;
-                const int8_t *wr = w + (size_t)ky * kw * wstride + c;
-                for (uint32_t kx = 0; kx < kw; kx++) {
-                    __m256i x = in16(sr + kx * col);
-                    __m256i p = _mm256_mullo_epi16(x, w16(wr + kx * wstride));
-                    a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)));
-                    a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
-                    s16 = _mm256_add_epi16(s16, x);
+            __m256i lo = _mm256_setzero_si256(), hi = lo, s16 = lo;
+            for (size_t t = 0; t < taps; t += 2) {
+                __m256i x0 = in16(src + off[t] + c), w0 = w16(w + t * wstride + c);
+                __m256i x1 = _mm256_setzero_si256(), w1 = x1;
+                if (t + 1 < taps) {
+                    x1 = in16(src + off[t + 1] + c);
+                    w1 = w16(w + (t + 1) * wstride + c);
                 }
+                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1),
+                                                            _mm256_unpacklo_epi16(w0, w1)));
+                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1),
+                                                            _mm256_unpackhi_epi16(w0, w1)));
+                s16 = _mm256_add_epi16(s16, _mm256_add_epi16(x0, x1));
             }
+            __m256i a0 = _mm256_permute2x128_si256(lo, hi, 0x20);
+            __m256i a1 = _mm256_permute2x128_si256(lo, hi, 0x31);
             _mm256_storeu_si256((__m256i *)(acc + c),
                                 _mm256_add_epi32(_mm256_loadu_si256((__m256i *)(acc + c)), a0));
             _mm256_storeu_si256((__m256i *)(acc + c + 8),
