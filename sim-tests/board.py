@@ -7,6 +7,7 @@ tables go to RESULTS (build/board/) rather than build/.
 """
 import os
 import re
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -115,3 +116,19 @@ def kernel_problems(dmesg):
     bad = re.compile(r"timed out|timeout|WARNING:|BUG:|Oops|Unable to handle|"
                      r"rk_iommu.*(error|fail)|page fault|Call trace", re.I)
     return [ln for ln in dmesg.splitlines() if bad.search(ln)]
+
+
+def photo(name):
+    """build/photos/NAME.png from Debian's python3-skimage (as make run takes it)."""
+    path = os.path.join(BUILD, "photos", f"{name}.png")
+    if not os.path.exists(path):
+        deb = subprocess.run([os.path.join(ROOT, "scripts", "debian-fetch"), "debfile",
+                              "python3-skimage"], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        q = shlex.quote
+        subprocess.run(f"dpkg-deb --fsys-tarfile {q(deb)} | tar -x -O ./usr/lib/python3/"
+                       f"dist-packages/skimage/data/{name}.png >{q(path)}.tmp", shell=True,
+                       check=True)
+        os.replace(path + ".tmp", path)
+    return path

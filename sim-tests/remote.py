@@ -381,21 +381,6 @@ def select(names, whole):
     return chosen, []
 
 
-def photo(name):
-    """build/photos/NAME.png from Debian's python3-skimage (as make run takes it)."""
-    path = os.path.join(board.BUILD, "photos", f"{name}.png")
-    if not os.path.exists(path):
-        deb = subprocess.run([os.path.join(board.ROOT, "scripts", "debian-fetch"), "debfile",
-                              "python3-skimage"], check=True, capture_output=True,
-                             text=True).stdout.strip()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        subprocess.run(f"dpkg-deb --fsys-tarfile {q(deb)} | tar -x -O ./usr/lib/python3/"
-                       f"dist-packages/skimage/data/{name}.png >{q(path)}.tmp", shell=True,
-                       check=True)
-        os.replace(path + ".tmp", path)
-    return path
-
-
 def run_model(model, image, out):
     """What `make run --model MODEL --image IMAGE --invokes 1 --out OUT` does, on the board:
     out/npu (Teflon on the board's NPU, photo decoded there) and out/cpu (TFLite on the host,
@@ -406,7 +391,7 @@ def run_model(model, image, out):
     out = str(out)
     os.makedirs(os.path.join(out, "npu"), exist_ok=True)
     shutil.copy(os.path.join(models, WHOLE_MODELS[model]), os.path.join(out, "model.tflite"))
-    shutil.copy(photo(image), os.path.join(out, "input.png"))
+    shutil.copy(board.photo(image), os.path.join(out, "input.png"))
     labels = os.path.join(out, "labels.txt")
     if model == "mobilenet":
         shutil.copy(os.path.join(models, "labels_mobilenet_quant_v1_224.txt"), labels)

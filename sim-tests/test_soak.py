@@ -43,26 +43,11 @@ def record(key, value):
         json.dump(figures, f, indent=1)
 
 
-def photo(name):
-    """build/photos/NAME.png, from Debian's python3-skimage (as make run takes it)."""
-    path = os.path.join(board.BUILD, "photos", f"{name}.png")
-    if not os.path.exists(path):
-        deb = subprocess.run([os.path.join(board.ROOT, "scripts", "debian-fetch"), "debfile",
-                              "python3-skimage"], check=True, capture_output=True,
-                             text=True).stdout.strip()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -x -O ./usr/lib/python3/"
-                       f"dist-packages/skimage/data/{name}.png > {path}.tmp", shell=True,
-                       check=True)
-        os.rename(path + ".tmp", path)
-    return path
-
-
 def stage(share):
     """The model, the photo and the labels in the shared folder."""
     shutil.copy(os.path.join(mobiledet.models_dir(), mobiledet.MODEL),
                 os.path.join(share, "model.tflite"))
-    shutil.copy(photo(PHOTO), os.path.join(share, "input.png"))
+    shutil.copy(board.photo(PHOTO), os.path.join(share, "input.png"))
     shutil.copy(os.path.join(board.ROOT, "userspace", "coco-labels.txt"),
                 os.path.join(share, "labels.txt"))
 
