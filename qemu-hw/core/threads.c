@@ -26,6 +26,7 @@ struct rn_part {
 struct rn_pool {
     struct rn_core *c;
     unsigned workers;               /* threads besides the caller */
+    unsigned asked;                 /* threads it was started for (workers may be fewer) */
     pthread_t *tid;
     struct rn_part *parts;          /* [0]: the caller's (core's scratch), then one per worker */
     pthread_mutex_t mu;
@@ -145,12 +146,15 @@ uint32_t rn_par_rows(struct rn_core *c, uint32_t rows, rn_rows_fn *fn, void *ctx
 {
     unsigned want = c->threads > RN_MAX_THREADS ? RN_MAX_THREADS : c->threads;
     struct rn_pool *pool = c->pool;
-    if (pool && pool->workers + 1 != want) {
+    if (pool && pool->asked != want) {
         rn_pool_destroy(c);
         pool = NULL;
     }
     if (!pool && want > 1 && rows > 1) {
         pool = c->pool = pool_start(c, want - 1);
+        if (pool) {
+            pool->asked = want;   /* a thread that could not start is not asked for again */
+        }
     }
     struct rn_part solo = { .pool = pool, .scratch = c->scratch };
     if (!pool || !pool->workers || rows < 2) {
