@@ -364,6 +364,20 @@ static uint32_t sum_neon(const uint8_t *p, size_t n)
     return t;
 }
 
+static int32_t ssum_neon(const int8_t *p, size_t n)
+{
+    int32x4_t s = vdupq_n_s32(0);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s = vpadalq_s16(s, vpaddlq_s8(vld1q_s8(p + i)));
+    }
+    int32_t t = vaddvq_s32(s);
+    for (; i < n; i++) {
+        t += p[i];
+    }
+    return t;
+}
+
 /* ---- the DPU fast path, 2 lanes of int64 per register ---- */
 
 struct rshift {
@@ -489,8 +503,8 @@ static void fix_neon(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_
 /* ---- the tables ---- */
 
 #define NEON_COMMON                                                                           \
-    .dw = dw_neon, .dw_pixel = dw_pixel_neon, .sum = sum_neon, .dpu = dpu_neon, .fix = fix_neon,  \
-    .wide = &rn_wide_neon
+    .dw = dw_neon, .dw_pixel = dw_pixel_neon, .sum = sum_neon, .ssum = ssum_neon,            \
+    .dpu = dpu_neon, .fix = fix_neon, .wide = &rn_wide_neon
 
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1ul << 20)

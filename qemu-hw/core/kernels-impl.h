@@ -33,6 +33,7 @@ struct rn_kernel_impl {
     void (*dw_pixel)(const uint8_t *, size_t, size_t, uint32_t, uint32_t, const int8_t *,
                      size_t, int32_t *, int32_t *, size_t);
     uint32_t (*sum)(const uint8_t *, size_t);
+    int32_t (*ssum)(const int8_t *, size_t);
     void (*dpu)(const struct rn_dpu_fast *, const int32_t *, const int32_t *, const int32_t *,
                 const int8_t *, size_t, int8_t *, size_t, size_t);   /* rn_dpu_fast_atoms */
     void (*fix)(const int32_t *, const int32_t *, size_t, size_t, int32_t, int32_t *,
@@ -66,6 +67,7 @@ void rn_avx2_dw(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum,
 void rn_avx2_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32_t kw,
                       const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n);
 uint32_t rn_avx2_sum(const uint8_t *p, size_t n);
+int32_t rn_avx2_ssum(const int8_t *p, size_t n);
 void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
                  int32_t *fix, int32_t *wsum);
 #endif

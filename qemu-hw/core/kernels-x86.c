@@ -44,40 +44,67 @@ AVX2_INLINE __m256i bcast32(const void *p)
  * Weights as int16 [o / 8][k / 2][o % 8][k % 2] (32 bytes per output octet and k pair), input
  * pixels widened to int16 pairs (k, k + 1) and broadcast: one vpmaddwd is 8 outputs' partial
  * sums over 2 k, exact (|255 * -128| * 2 fits). A step is 4 pixels x 16 outputs in 8 ymm
- * accumulators; the inputs are widened KQ_CHUNK pairs at a time, on the stack.
+ * accumulators. Up to MADD_PIX pixels' inputs are widened KQ_CHUNK pairs at a time (32 KiB on
+ * the stack); each 16 outputs' weights of that chunk (8 KiB) then stay in L1 while every 4
+ * pixels of the block pass, rather than all the weights streaming from L2 for each 4 pixels.
  */
-#define KQ_CHUNK 512
+#define KQ_CHUNK 128
+#define MADD_PIX 64
 
 static size_t madd_packed_size(size_t nout_pad, size_t kp)
 {
     return (nout_pad + 7) / 8 * ((kp + 1) / 2) * 32;
 }
 
+/* Rows r[0..8) of 8 int32 lanes become columns: r[j] = (r0[j], r1[j], ..., r7[j]). */
+AVX2_INLINE void transpose8(__m256i r[8])
+{
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {   /* u[j]: columns j and j + 4 of rows 0-3; u[j + 4] of 4-7 */
+        r[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
+        r[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+    }
+}
+
 AVX2 static void madd_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
 {
     size_t nob = (nout_pad + 7) / 8, kq = (kp + 1) / 2;
     for (size_t ob = 0; ob < nob; ob++) {
-        for (size_t l = 0; l < 8; l++) {
-            size_t o = ob * 8 + l, q = 0;
-            int8_t *dst = packed + ob * kq * 32 + l * 4;
-            if (o >= nout_pad) {
-                for (q = 0; q < kq; q++) {
-                    memset(dst + q * 32, 0, 4);
-                }
-                continue;
+        int8_t *dst = packed + ob * kq * 32;
+        size_t q = 0;
+        /* 8 pairs of 8 outputs at a time: widen each row's 16 bytes, transpose the 4-byte pairs */
+        for (; 2 * q + 16 <= kp; q += 8) {
+            __m256i r[8];
+            for (size_t l = 0; l < 8; l++) {
+                size_t o = ob * 8 + l;
+                r[l] = o < nout_pad ? _mm256_cvtepi8_epi16(
+                                          _mm_loadu_si128((const __m128i *)(w + o * kp + 2 * q)))
+                                    : _mm256_setzero_si256();
             }
-            const int8_t *row = w + o * kp;
-            for (; 2 * q + 16 <= kp; q += 8) {   /* 8 pairs: widen, scatter 4-byte lanes */
-                __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(row + 2 * q)));
-                int32_t lane[8];
-                _mm256_storeu_si256((__m256i *)lane, v);
-                for (size_t j = 0; j < 8; j++) {
-                    memcpy(dst + (q + j) * 32, &lane[j], 4);
-                }
+            transpose8(r);
+            for (size_t j = 0; j < 8; j++) {
+                _mm256_storeu_si256((__m256i *)(dst + (q + j) * 32), r[j]);
             }
-            for (; q < kq; q++) {
-                int16_t pair[2] = { row[2 * q], 2 * q + 1 < kp ? row[2 * q + 1] : 0 };
-                memcpy(dst + q * 32, pair, 4);
+        }
+        for (; q < kq; q++) {
+            for (size_t l = 0; l < 8; l++) {
+                size_t o = ob * 8 + l;
+                int16_t pair[2] = { 0, 0 };
+                if (o < nout_pad) {
+                    pair[0] = w[o * kp + 2 * q];
+                    pair[1] = 2 * q + 1 < kp ? w[o * kp + 2 * q + 1] : 0;
+                }
+                memcpy(dst + q * 32 + l * 4, pair, 4);
             }
         }
     }
@@ -98,49 +125,59 @@ AVX2_INLINE void widen(const uint8_t *a, size_t n, uint32_t *x)
 
 #define MADD(c, x, b) c = _mm256_add_epi32(c, _mm256_madd_epi16(x, b))
 
+/* 4 pixels (x[0..4), duplicates past pn) x 16 outputs (w1 == w0 past the last octet) */
+AVX2_INLINE void madd_4x16(const uint32_t *const x[4], const int8_t *w0, const int8_t *w1,
+                           size_t qn, size_t pn, int32_t *dst, size_t no, size_t n0, size_t n1,
+                           bool add)
+{
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (size_t j = 0; j < qn; j++) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(w0 + j * 32));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(w1 + j * 32));
+        __m256i v = bcast32(x[0] + j);
+        MADD(c00, v, b0);
+        MADD(c01, v, b1);
+        v = bcast32(x[1] + j);
+        MADD(c10, v, b0);
+        MADD(c11, v, b1);
+        v = bcast32(x[2] + j);
+        MADD(c20, v, b0);
+        MADD(c21, v, b1);
+        v = bcast32(x[3] + j);
+        MADD(c30, v, b0);
+        MADD(c31, v, b1);
+    }
+    __m256i c[4][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 } };
+    for (size_t i = 0; i < pn; i++) {
+        put8(dst + i * no, c[i][0], n0, add);
+        put8(dst + i * no + 8, c[i][1], n1, add);
+    }
+}
+
 AVX2 static void gemm_madd(const uint8_t *a, size_t np, const int8_t *wp, size_t no, size_t kp,
                            int32_t *acc)
 {
     const size_t nob = (no + 7) / 8, kq = (kp + 1) / 2;
-    uint32_t xb[4][KQ_CHUNK];
-    for (size_t p0 = 0; p0 < np; p0 += 4) {
-        size_t pn = np - p0 < 4 ? np - p0 : 4;
+    uint32_t xb[MADD_PIX][KQ_CHUNK];
+    for (size_t b0 = 0; b0 < np; b0 += MADD_PIX) {
+        size_t bn = np - b0 < MADD_PIX ? np - b0 : MADD_PIX;
         for (size_t q0 = 0; q0 < kq; q0 += KQ_CHUNK) {
             size_t qn = kq - q0 < KQ_CHUNK ? kq - q0 : KQ_CHUNK;
             size_t nb = kp - 2 * q0 < 2 * qn ? kp - 2 * q0 : 2 * qn;
-            for (size_t i = 0; i < pn; i++) {
-                widen(a + (p0 + i) * kp + 2 * q0, nb, xb[i]);
+            for (size_t i = 0; i < bn; i++) {
+                widen(a + (b0 + i) * kp + 2 * q0, nb, xb[i]);
             }
-            const uint32_t *x0 = xb[0], *x1 = xb[pn > 1], *x2 = xb[pn > 2 ? 2 : 0];
-            const uint32_t *x3 = xb[pn > 3 ? 3 : 0];
             for (size_t ob = 0; ob < nob; ob += 2) {
                 const int8_t *w0 = wp + (ob * kq + q0) * 32;
                 const int8_t *w1 = ob + 1 < nob ? w0 + kq * 32 : w0;
-                __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-                __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-                for (size_t j = 0; j < qn; j++) {
-                    __m256i b0 = _mm256_loadu_si256((const __m256i *)(w0 + j * 32));
-                    __m256i b1 = _mm256_loadu_si256((const __m256i *)(w1 + j * 32));
-                    __m256i x = bcast32(x0 + j);
-                    MADD(c00, x, b0);
-                    MADD(c01, x, b1);
-                    x = bcast32(x1 + j);
-                    MADD(c10, x, b0);
-                    MADD(c11, x, b1);
-                    x = bcast32(x2 + j);
-                    MADD(c20, x, b0);
-                    MADD(c21, x, b1);
-                    x = bcast32(x3 + j);
-                    MADD(c30, x, b0);
-                    MADD(c31, x, b1);
-                }
                 size_t o0 = ob * 8, n0 = no - o0 < 8 ? no - o0 : 8;
                 size_t n1 = ob + 1 < nob ? (no - o0 - 8 < 8 ? no - o0 - 8 : 8) : 0;
-                __m256i c[4][2] = { { c00, c01 }, { c10, c11 }, { c20, c21 }, { c30, c31 } };
-                for (size_t i = 0; i < pn; i++) {
-                    int32_t *dst = acc + (p0 + i) * no + o0;
-                    put8(dst, c[i][0], n0, q0 > 0);
-                    put8(dst + 8, c[i][1], n1, q0 > 0);
+                for (size_t p0 = 0; p0 < bn; p0 += 4) {
+                    size_t pn = bn - p0 < 4 ? bn - p0 : 4;
+                    const uint32_t *x[4] = { xb[p0], xb[p0 + (pn > 1)], xb[p0 + (pn > 2 ? 2 : 0)],
+                                             xb[p0 + (pn > 3 ? 3 : 0)] };
+                    madd_4x16(x, w0, w1, qn, pn, acc + (b0 + p0) * no + o0, no, n0, n1, q0 > 0);
                 }
             }
         }
@@ -305,6 +342,24 @@ AVX2 uint32_t rn_avx2_sum(const uint8_t *p, size_t n)
     return (uint32_t)t;
 }
 
+/* The signed bytes XOR 0x80 are the unsigned x + 128: vpsadbw sums them. */
+AVX2 int32_t rn_avx2_ssum(const int8_t *p, size_t n)
+{
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    __m256i s = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + i)), bias);
+        s = _mm256_add_epi64(s, _mm256_sad_epu8(x, _mm256_setzero_si256()));
+    }
+    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    int64_t t = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1) - 128 * (int64_t)i;
+    for (; i < n; i++) {
+        t += p[i];
+    }
+    return (int32_t)t;
+}
+
 /* ---- the DPU fast path, 4 lanes of double per ymm ---- */
 
 /*
@@ -436,7 +491,7 @@ AVX2 void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size
 
 static const struct rn_kernel_impl avx2 = {
     .name = "avx2", .gemm = gemm_madd, .packed_size = madd_packed_size, .pack = madd_pack,
-    .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .dpu = dpu_avx2,
+    .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
     .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
 };
 
@@ -461,13 +516,13 @@ const struct rn_kernel_impl *rn_kernels_avxvnni(void)
     static const struct rn_kernel_impl vex = {
         .name = "avxvnni", .gemm = gemm_avxvnni, .packed_size = rn_dot16_packed_size,
         .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
-        .sum = rn_avx2_sum, .dpu = dpu_avx2, .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
+        .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
     };
 #endif
     static const struct rn_kernel_impl evex = {
         .name = "avxvnni", .note = "its 256-bit GEMM EVEX-encoded: AVX512-VNNI/VL, no AVX-VNNI",
         .gemm = gemm_avxvnni_evex, .packed_size = rn_dot16_packed_size, .pack = rn_dot16_pack,
-        .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .dpu = dpu_avx2,
+        .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
         .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
     };
     if (!rn_kernels_avx2()) {

@@ -140,6 +140,15 @@ static uint32_t sum_generic(const uint8_t *p, size_t n)
     return sum_body(p, n);
 }
 
+static int32_t ssum_generic(const int8_t *p, size_t n)
+{
+    int32_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        s += p[i];
+    }
+    return s;
+}
+
 static void dpu_generic(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                         const int32_t *wsum, const int8_t *e, size_t es, int8_t *out, size_t os,
                         size_t n)
@@ -207,7 +216,7 @@ void rn_dot16_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
 const struct rn_kernel_impl rn_kernels_generic = {
     .name = "generic", .gemm = gemm_generic, .packed_size = plain_packed_size,
     .pack = plain_pack, .dw = dw_generic, .dw_pixel = dw_pixel_generic, .sum = sum_generic,
-    .dpu = dpu_generic, .fix = fix_generic, .wide = &rn_wide_generic,
+    .ssum = ssum_generic, .dpu = dpu_generic, .fix = fix_generic, .wide = &rn_wide_generic,
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -379,7 +388,7 @@ static const struct rn_kernel_impl *kernels_vnni(void)
     static const struct rn_kernel_impl vnni = {
         .name = "avx512vnni", .gemm = gemm_vnni_blocked, .packed_size = rn_dot16_packed_size,
         .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
-        .dpu = dpu_vnni, .fix = rn_avx2_fix, .wide = &rn_wide_avx512,
+        .ssum = rn_avx2_ssum, .dpu = dpu_vnni, .fix = rn_avx2_fix, .wide = &rn_wide_avx512,
     };
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") &&
@@ -496,6 +505,11 @@ void rn_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32
 uint32_t rn_sum_u8(const uint8_t *p, size_t n)
 {
     return impl()->sum(p, n);
+}
+
+int32_t rn_sum_s8(const int8_t *p, size_t n)
+{
+    return impl()->ssum(p, n);
 }
 
 void rn_dpu_fast_atom(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,

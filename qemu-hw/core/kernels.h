@@ -73,8 +73,9 @@ void rn_dpu_fast_atoms(const struct rn_dpu_fast *f, const int32_t *acc, const in
 void rn_conv_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
                  int32_t *fix, int32_t *wsum);
 
-/* Sum of n bytes. */
+/* Sum of n bytes; of n signed bytes. */
 uint32_t rn_sum_u8(const uint8_t *p, size_t n);
+int32_t rn_sum_s8(const int8_t *p, size_t n);
 
 /*
  * The wide MAC of int16 and the floats (mac.c): acc[p * nout + o] = sum over k < kp of

@@ -248,7 +248,6 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
     }
     memset(p->w, 0, p->nout_pad * p->kp);
     for (uint32_t o = 0; o < p->nk; o++) {
-        int32_t s = 0;
         for (uint32_t t = 0; t < taps; t++) {
             if (rn_cancelled(c)) {   /* up to 64 MiB of weights, in one depthwise kernel too */
                 return false;
@@ -259,12 +258,9 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
                                                 t / d->kw, t % d->kw);
                 int8_t *dst = p->w + o * p->kp + (size_t)t * d->ci + c0;
                 memcpy(dst, raw + off, gw);
-                for (uint32_t i = 0; i < gw; i++) {
-                    s += dst[i];
-                }
             }
         }
-        p->sum[o] = s;
+        p->sum[o] = rn_sum_s8(p->w + o * p->kp, (size_t)taps * d->ci);
     }
     return true;
 }
