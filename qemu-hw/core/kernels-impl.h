@@ -38,8 +38,18 @@ struct rn_kernel_impl {
                 const int8_t *, size_t, int8_t *, size_t, size_t);   /* rn_dpu_fast_atoms */
     void (*fix)(const int32_t *, const int32_t *, size_t, size_t, int32_t, int32_t *,
                 int32_t *);
+    /* rn_dpu_conv, or NULL: rn_dpu_conv_by_atoms on this table's dpu */
+    void (*dpu_conv)(const struct rn_dpu_fast *, const int32_t *, size_t, const int32_t *,
+                     const int32_t *, const int32_t *, const int8_t *, size_t, int8_t *, size_t,
+                     size_t, size_t);
     const struct rn_wide_impl *wide;   /* rn_wgemm and its packing */
 };
+
+/* rn_dpu_conv through a table's dpu entry, a pixel and up to 16 atoms at a time (kernels.c). */
+void rn_dpu_conv_by_atoms(const struct rn_kernel_impl *k, const struct rn_dpu_fast *f,
+                          const int32_t *acc, size_t acc_stride, const int32_t *wsum_w,
+                          const int32_t *bias, const int32_t *s, const int8_t *e, size_t e_stride,
+                          int8_t *out, size_t out_stride, size_t natoms, size_t npix);
 
 /* The generic C table (kernels.c); the per-ISA files fall back on its entries. */
 extern const struct rn_kernel_impl rn_kernels_generic;
@@ -68,6 +78,10 @@ void rn_avx2_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, u
                       const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n);
 uint32_t rn_avx2_sum(const uint8_t *p, size_t n);
 int32_t rn_avx2_ssum(const int8_t *p, size_t n);
+/* rn_dpu_conv in integer lanes; false (nothing written) where the task's values do not allow it */
+bool rn_avx2_dpu_conv_i(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+                        const int32_t *wsum_w, const int32_t *bias, const int32_t *s, int8_t *out,
+                        size_t out_stride, size_t natoms, size_t npix);
 void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
                  int32_t *fix, int32_t *wsum);
 #endif

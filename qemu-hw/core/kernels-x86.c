@@ -424,6 +424,126 @@ AVX2_INLINE void dpu_loop(const struct dpu_d *k, bool tr, bool up, bool ew, cons
     }
 }
 
+/* ---- the DPU fast path in integer lanes, where the task's bound allows it ---- */
+
+/*
+ * With f->fits32, acc + ow_op * wsum + bias is exact in int32 and needs no clamp. Without
+ * CLIP_TRUNCATE and EW, and with 16 <= out_shift <= 32 and |out_offset| < 2^30, the product
+ * v * out_scale (|.| < 2^46) rounds in int64 lanes to |q| <= 2^30 + 1: a logical right shift
+ * gets its low 32 bits right (bits osh .. osh + 31 of the two's complement product), q +
+ * out_offset fits, and the packs saturate to int8 exactly as the rule clamps.
+ */
+static bool int_path(const struct rn_dpu_fast *f)
+{
+    return f->fits32 && f->trunc <= 30 && !f->ew && f->out_shift >= 16 && f->out_shift <= 32 &&
+           f->out_offset > -(1 << 30) && f->out_offset < (1 << 30);
+}
+
+struct dpu_i {
+    __m256i osc, half1, one, ooff, ow, tmask, thalf;
+    __m128i sh, tsh;
+    bool tr, up;
+};
+
+AVX2_INLINE void dpu_i_setup(struct dpu_i *k, const struct rn_dpu_fast *f)
+{
+    k->osc = _mm256_set1_epi64x(f->out_scale);
+    k->half1 = _mm256_set1_epi64x(((int64_t)1 << (f->out_shift - 1)) - 1);
+    k->one = _mm256_set1_epi64x(1);
+    k->ooff = _mm256_set1_epi32(f->out_offset);
+    k->ow = _mm256_set1_epi32(f->ow_op);
+    k->sh = _mm_cvtsi32_si128((int)f->out_shift);
+    k->tr = f->trunc != 0;
+    k->up = f->trunc_half_up;
+    k->tsh = _mm_cvtsi32_si128((int)f->trunc);
+    k->tmask = _mm256_set1_epi32((int32_t)((1u << f->trunc) - 1));
+    k->thalf = _mm256_set1_epi32(f->trunc ? (int32_t)(1u << (f->trunc - 1)) : 0);
+}
+
+/*
+ * CLIP_TRUNCATE of x (exact int32, trunc 1..30): the floor plus one above the half, and at the
+ * half when rounding up or the floor is odd. |result| <= |x|, so the bias add stays exact.
+ */
+AVX2_INLINE __m256i trunc8(const struct dpu_i *k, __m256i x)
+{
+    __m256i q = _mm256_sra_epi32(x, k->tsh), r = _mm256_and_si256(x, k->tmask);
+    __m256i gt = _mm256_cmpgt_epi32(r, k->thalf), eq = _mm256_cmpeq_epi32(r, k->thalf);
+    __m256i tie = k->up ? eq : _mm256_and_si256(eq, _mm256_slli_epi32(q, 31));
+    /* masks are -1: bit 31 of tie says "odd floor" after the shift; take the sign as the flag */
+    __m256i inc = _mm256_or_si256(gt, _mm256_srai_epi32(tie, 31));
+    return _mm256_sub_epi32(q, inc);
+}
+
+/* RNE(y >> osh): y + 2^(osh-1) - 1 + (bit osh of y), shifted */
+AVX2_INLINE __m256i rne64(const struct dpu_i *k, __m256i y)
+{
+    __m256i bit = _mm256_and_si256(_mm256_srl_epi64(y, k->sh), k->one);
+    return _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(y, k->half1), bit), k->sh);
+}
+
+/* 8 lanes: out_offset + RNE((v * out_scale) >> out_shift), before the saturation */
+AVX2_INLINE __m256i dpu8_i(const struct dpu_i *k, __m256i v)
+{
+    __m256i ev = rne64(k, _mm256_mul_epi32(v, k->osc));
+    __m256i od = rne64(k, _mm256_mul_epi32(_mm256_srli_epi64(v, 32), k->osc));
+    return _mm256_add_epi32(_mm256_blend_epi32(ev, _mm256_slli_epi64(od, 32), 0xAA), k->ooff);
+}
+
+/* 16 int32 lanes to 16 saturated bytes, in order */
+AVX2_INLINE __m128i sat16(__m256i lo, __m256i hi)
+{
+    __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
+    return _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+}
+
+AVX2_INLINE __m256i ld8(const int32_t *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+AVX2 static void dpu_atoms_i(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+                             const int32_t *wsum, int8_t *out, size_t os, size_t n)
+{
+    struct dpu_i k;
+    dpu_i_setup(&k, f);
+    for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, out += os) {
+        __m256i v[2];
+        for (size_t h = 0; h < 2; h++) {
+            __m256i x = _mm256_add_epi32(ld8(acc + 8 * h), _mm256_mullo_epi32(k.ow, ld8(wsum + 8 * h)));
+            v[h] = _mm256_add_epi32(k.tr ? trunc8(&k, x) : x, ld8(bias + 8 * h));
+        }
+        _mm_storeu_si128((__m128i *)out, sat16(dpu8_i(&k, v[0]), dpu8_i(&k, v[1])));
+    }
+}
+
+AVX2 bool rn_avx2_dpu_conv_i(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+                             const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
+                             int8_t *out, size_t os, size_t natoms, size_t npix)
+{
+    if (!int_path(f)) {
+        return false;
+    }
+    struct dpu_i k;
+    dpu_i_setup(&k, f);
+    for (size_t i = 0; i < npix; i++) {
+        /* exact in int32 by fits32; the weight sums undo the inputs' + 128 */
+        __m256i ows = _mm256_set1_epi32((int32_t)((int64_t)f->ow_op * s[i]));
+        const int32_t *a = acc + i * acc_stride;
+        for (size_t j = 0; j < natoms; j++) {
+            __m256i v[2];
+            for (size_t h = 0; h < 2; h++) {
+                size_t o = 16 * j + 8 * h;
+                __m256i x = _mm256_sub_epi32(ld8(a + o), _mm256_slli_epi32(ld8(wsum_w + o), 7));
+                x = _mm256_add_epi32(x, ows);
+                v[h] = _mm256_add_epi32(k.tr ? trunc8(&k, x) : x, ld8(bias + o));
+            }
+            _mm_storeu_si128((__m128i *)(out + j * os + i * 16),
+                             sat16(dpu8_i(&k, v[0]), dpu8_i(&k, v[1])));
+        }
+    }
+    return true;
+}
+
 /* 2^-sh, exactly */
 static double pow2m(uint32_t sh)
 {
@@ -434,6 +554,10 @@ AVX2 static void dpu_avx2(const struct rn_dpu_fast *f, const int32_t *acc, const
                           const int32_t *wsum, const int8_t *e, size_t es, int8_t *out,
                           size_t os, size_t n)
 {
+    if (int_path(f)) {
+        dpu_atoms_i(f, acc, bias, wsum, out, os, n);
+        return;
+    }
     struct dpu_d k;
     k.ow = _mm256_set1_pd(f->ow_op);
     k.tsc = _mm256_set1_pd(f->trunc ? pow2m(f->trunc) : 1.0);
@@ -489,10 +613,23 @@ AVX2 void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size
 
 /* ---- the tables ---- */
 
+static const struct rn_kernel_impl avx2;
+
+AVX2 static void dpu_conv_avx2(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+                               const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
+                               const int8_t *e, size_t es, int8_t *out, size_t os, size_t natoms,
+                               size_t npix)
+{
+    if (!rn_avx2_dpu_conv_i(f, acc, acc_stride, wsum_w, bias, s, out, os, natoms, npix)) {
+        rn_dpu_conv_by_atoms(&avx2, f, acc, acc_stride, wsum_w, bias, s, e, es, out, os, natoms,
+                             npix);
+    }
+}
+
 static const struct rn_kernel_impl avx2 = {
     .name = "avx2", .gemm = gemm_madd, .packed_size = madd_packed_size, .pack = madd_pack,
     .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
-    .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
+    .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .wide = &rn_wide_avx2,
 };
 
 const struct rn_kernel_impl *rn_kernels_avx2(void)
@@ -516,14 +653,15 @@ const struct rn_kernel_impl *rn_kernels_avxvnni(void)
     static const struct rn_kernel_impl vex = {
         .name = "avxvnni", .gemm = gemm_avxvnni, .packed_size = rn_dot16_packed_size,
         .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
-        .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
+        .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix,
+        .dpu_conv = dpu_conv_avx2, .wide = &rn_wide_avx2,
     };
 #endif
     static const struct rn_kernel_impl evex = {
         .name = "avxvnni", .note = "its 256-bit GEMM EVEX-encoded: AVX512-VNNI/VL, no AVX-VNNI",
         .gemm = gemm_avxvnni_evex, .packed_size = rn_dot16_packed_size, .pack = rn_dot16_pack,
         .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
-        .fix = rn_avx2_fix, .wide = &rn_wide_avx2,
+        .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .wide = &rn_wide_avx2,
     };
     if (!rn_kernels_avx2()) {
         return NULL;

@@ -507,6 +507,41 @@ uint32_t rn_sum_u8(const uint8_t *p, size_t n)
     return impl()->sum(p, n);
 }
 
+void rn_dpu_conv_by_atoms(const struct rn_kernel_impl *k, const struct rn_dpu_fast *f,
+                          const int32_t *acc, size_t acc_stride, const int32_t *wsum_w,
+                          const int32_t *bias, const int32_t *s, const int8_t *e, size_t e_stride,
+                          int8_t *out, size_t out_stride, size_t natoms, size_t npix)
+{
+    static const int8_t no_e[16];
+    int32_t a[256], ws[256];
+    for (size_t i = 0; i < npix; i++) {
+        for (size_t j0 = 0; j0 < natoms; j0 += 16) {
+            size_t nj = natoms - j0 < 16 ? natoms - j0 : 16, o0 = j0 * 16;
+            for (size_t o = 0; o < nj * 16; o++) {
+                a[o] = (int32_t)((uint32_t)acc[i * acc_stride + o0 + o] -
+                                 128u * (uint32_t)wsum_w[o0 + o]);   /* the true sum fits */
+                ws[o] = s[i];
+            }
+            k->dpu(f, a, bias + o0, ws, f->ew ? e + j0 * e_stride + i * 16 : no_e,
+                   f->ew ? e_stride : 0, out + j0 * out_stride + i * 16, out_stride, nj);
+        }
+    }
+}
+
+void rn_dpu_conv(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+                 const int32_t *wsum_w, const int32_t *bias, const int32_t *s, const int8_t *e,
+                 size_t e_stride, int8_t *out, size_t out_stride, size_t natoms, size_t npix)
+{
+    const struct rn_kernel_impl *k = impl();
+    if (k->dpu_conv) {
+        k->dpu_conv(f, acc, acc_stride, wsum_w, bias, s, e, e_stride, out, out_stride, natoms,
+                    npix);
+    } else {
+        rn_dpu_conv_by_atoms(k, f, acc, acc_stride, wsum_w, bias, s, e, e_stride, out,
+                             out_stride, natoms, npix);
+    }
+}
+
 int32_t rn_sum_s8(const int8_t *p, size_t n)
 {
     return impl()->ssum(p, n);

@@ -51,6 +51,11 @@ struct rn_dpu_fast {
     uint32_t ew_shift;             /* scale int16, shift 1..62 */
     int32_t out_scale, out_offset; /* out = sat8(RNE((v * scale) >> shift) + offset); scale int16 */
     uint32_t out_shift;            /* 1..62 */
+    /*
+     * The caller proved |acc + ow_op * wsum| + |bias| < 2^31 on every lane of the task (the
+     * int8 MAC's range), so a path may sum in int32; false: no such bound is known.
+     */
+    bool fits32;
 };
 
 /* One 16-lane atom: out[l] from round(acc[l] + ow_op * wsum[l], trunc) + bias[l] (+ e'[l]). */
@@ -64,6 +69,16 @@ void rn_dpu_fast_atom(const struct rn_dpu_fast *f, const int32_t *acc, const int
 void rn_dpu_fast_atoms(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                        const int32_t *wsum, const int8_t *e, size_t e_stride, int8_t *out,
                        size_t out_stride, size_t n);
+
+/*
+ * rn_dpu_fast_atoms for npix conv pixels of one GEMM block, natoms atoms each: pixel i's lane o
+ * has acc = acc[i * acc_stride + o] - 128 * wsum_w[o] and wsum = s[i]; bias[o]; its EW operand
+ * at e + atom * e_stride + i * 16 (e is not read without f->ew) and its output at
+ * out + atom * out_stride + i * 16. acc_stride >= 16 * natoms.
+ */
+void rn_dpu_conv(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+                 const int32_t *wsum_w, const int32_t *bias, const int32_t *s, const int8_t *e,
+                 size_t e_stride, int8_t *out, size_t out_stride, size_t natoms, size_t npix);
 
 /*
  * A conv output pixel's sums for the DPU: fix[o] = acc[o] - 128 * wsum_w[o] (undoing the +128 of

@@ -239,7 +239,11 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
     }
     p->nk = d->dw ? 1 : (d->k < d->co_calc ? d->k : d->co_calc);
     p->kp = d->dw ? (size_t)taps * d->ci : ALIGN_UP((size_t)taps * d->ci, RN_KP_ALIGN);
+    /* whole atoms of GEMM sums, so that the DPU reads every lane of a pixel's row */
     p->nout_pad = d->dw ? 1 : ALIGN_UP(p->nk, 4);
+    if (!d->dw && p->nout_pad < ALIGN_UP((size_t)d->co_calc, 16)) {
+        p->nout_pad = ALIGN_UP((size_t)d->co_calc, 16);
+    }
     p->w = rn_scratch(c, RN_BUF_WPACK, p->nout_pad * p->kp);
     p->sum = rn_scratch(c, RN_BUF_SUM, (p->nout_pad + d->co + 1) * sizeof(int32_t));
     if (!p->w || !p->sum) {
@@ -261,6 +265,9 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
             }
         }
         p->sum[o] = rn_sum_s8(p->w + o * p->kp, (size_t)taps * d->ci);
+    }
+    for (size_t o = p->nk; o < p->nout_pad; o++) {
+        p->sum[o] = 0;
     }
     return true;
 }
@@ -400,6 +407,14 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
     k->f.out_scale = (int16_t)(d->out_scale & 0xFFFF);
     k->f.out_offset = (int32_t)d->out_offset;
     k->f.out_shift = d->out_shift & 0xFFF;
+    /* |sum of in * w| <= 2^14 K and |window sum| <= 2^7 K for K int8 products per lane */
+    uint64_t kk = (uint64_t)d->kh * d->kw * (d->dw ? 1 : d->ci), bmax = 0;
+    for (uint32_t o = 0; o < CO16(d); o++) {
+        uint64_t b = bias_buf[o] < 0 ? (uint64_t)-(int64_t)bias_buf[o] : (uint64_t)bias_buf[o];
+        bmax = b > bmax ? b : bmax;
+    }
+    k->f.fits32 = !d->raw_acc &&
+                  kk * ((1u << 14) + 128u * (uint64_t)(k->f.ow_op < 0 ? -k->f.ow_op : k->f.ow_op)) + bmax < (1ull << 31);
 }
 
 /*
@@ -465,6 +480,30 @@ static uint32_t gemm_block(const struct wpack *p)
     return n < 4 ? 4 : n > RN_CANCEL_BLOCK ? RN_CANCEL_BLOCK : (uint32_t)n;
 }
 
+/* n bytes (a window row: kw * ci, often < 32) without a libc call: two overlapping moves */
+static inline void copy_seg(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    if (n > 32 && n <= 64) {
+        memcpy(dst, src, 32);
+        memcpy(dst + n - 32, src + n - 32, 32);
+    } else if (n >= 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8 && n < 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
+/*
+ * Output pixels y0 * wo .. y1 * wo in GEMM blocks that run on across output rows (a 10-pixel
+ * row no longer makes a 12-pixel call of three 4-pixel steps).
+ */
 static void conv_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
 {
     const struct rows *r = arg;
@@ -475,40 +514,50 @@ static void conv_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
     uint32_t blk = gemm_block(p), nk = p->nk < d->co_calc ? p->nk : d->co_calc;
     uint8_t *patch = rn_part_scratch(part, RN_BUF_PATCH, (size_t)blk * p->kp);
     int32_t *acc = rn_part_scratch(part, RN_BUF_ACC, (size_t)blk * p->nout_pad * sizeof(int32_t));
-    int32_t *fix = rn_part_scratch(part, RN_BUF_WIDE, CO16(d) * 2 * sizeof(int32_t));
+    int32_t *fix = rn_part_scratch(part, RN_BUF_WIDE, (CO16(d) * 2 + blk) * sizeof(int32_t));
     bool ok = patch && acc && fix;
-    int32_t *tmp = cacc_tmp(r, part, &ok), *wsum = fix + CO16(d);
+    int32_t *tmp = cacc_tmp(r, part, &ok), *wsum = fix + CO16(d), *wins = wsum + CO16(d);
     if (!ok) {
         return;
     }
     memset(fix, 0, CO16(d) * 2 * sizeof(int32_t));
     memset(patch, 0, (size_t)blk * p->kp);
     /* a 1x1, stride-1 conv over whole RN_KP_ALIGN-byte channel rows reads its patch in place */
-    bool direct = d->kh == 1 && d->kw == 1 && d->sx == 1 && p->kp == d->ci;
-    for (uint32_t y = y0; y < y1; y++) {
-        for (uint32_t x0 = 0; x0 < d->wo; x0 += blk) {
-            uint32_t n = d->wo - x0 < blk ? d->wo - x0 : blk;
-            const uint8_t *rows = patch;
-            if (rn_cancelled(r->c)) {
-                return;
-            }
-            if (direct) {
-                rows = t->px + ((size_t)y * d->sy * t->wp + x0) * d->ci;
-            } else {
-                for (uint32_t i = 0; i < n; i++) {
-                    for (uint32_t ky = 0; ky < d->kh; ky++) {
-                        const uint8_t *src = t->px + (((size_t)y * d->sy + ky) * t->wp +
-                                                      (size_t)(x0 + i) * d->sx) * d->ci;
-                        memcpy(patch + i * p->kp + ky * seg, src, seg);
-                    }
+    bool direct = d->kh == 1 && d->kw == 1 && d->sx == 1 && d->sy == 1 && p->kp == d->ci &&
+                  t->wp == d->wo;
+    size_t end = (size_t)y1 * d->wo;
+    for (size_t p0 = (size_t)y0 * d->wo; p0 < end; p0 += blk) {
+        uint32_t n = end - p0 < blk ? (uint32_t)(end - p0) : blk;
+        const uint8_t *rows = patch;
+        if (rn_cancelled(r->c)) {
+            return;
+        }
+        if (direct) {
+            rows = t->px + p0 * d->ci;
+        } else {
+            for (uint32_t i = 0; i < n; i++) {
+                size_t y = (p0 + i) / d->wo, x = (p0 + i) % d->wo;
+                for (uint32_t ky = 0; ky < d->kh; ky++) {
+                    const uint8_t *src = t->px + ((y * d->sy + ky) * t->wp + x * d->sx) * d->ci;
+                    copy_seg(patch + i * p->kp + ky * seg, src, seg);
                 }
             }
-            rn_gemm_u8s8(rows, n, r->w, p->nout_pad, p->kp, acc);
+        }
+        rn_gemm_u8s8(rows, n, r->w, p->nout_pad, p->kp, acc);
+        if (r->k->fast && !r->k->cacc) {   /* the block's DPU in one call */
+            size_t surf = (size_t)d->wo * d->ho * 16;
             for (uint32_t i = 0; i < n; i++) {
-                int32_t s = (int32_t)rn_sum_u8(rows + i * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
-                rn_conv_fix(acc + (size_t)i * p->nout_pad, p->sum, nk, d->co_calc, s, fix, wsum);
-                dpu_pixel(r->k, fix, wsum, (size_t)y * d->wo + x0 + i, r->obuf, r->ew, tmp);
+                wins[i] = (int32_t)rn_sum_u8(rows + i * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
             }
+            rn_dpu_conv(&r->k->f, acc, p->nout_pad, p->sum, r->k->bias, wins,
+                        r->ew ? r->ew + p0 * 16 : NULL, surf, r->obuf + p0 * 16, surf,
+                        CO16(d) / 16, n);
+            continue;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            int32_t s = (int32_t)rn_sum_u8(rows + i * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
+            rn_conv_fix(acc + (size_t)i * p->nout_pad, p->sum, nk, d->co_calc, s, fix, wsum);
+            dpu_pixel(r->k, fix, wsum, p0 + i, r->obuf, r->ew, tmp);
         }
     }
 }

@@ -223,6 +223,84 @@ static void test_sum(const struct rn_kernel_impl *k)
     report(k, "byte sums", bad);
 }
 
+static void test_ssum(const struct rn_kernel_impl *k)
+{
+    unsigned bad = 0;
+    int8_t *p = xmalloc(5000);
+    for (size_t n = 0; n < 5000; n += 1 + n / 7) {
+        int32_t want = 0;
+        for (size_t i = 0; i < n; i++) {
+            p[i] = n > 4000 ? (n & 1 ? 127 : -128) : (int8_t)rnd();
+            want += p[i];
+        }
+        CHECK(k->ssum(p, n) == want, "signed sum n %zu", n);
+    }
+    free(p);
+    report(k, "signed byte sums", bad);
+}
+
+/* r in [-m, m], the ends often */
+static int32_t within(int64_t m)
+{
+    switch (rnd() % 4) {
+    case 0: return (int32_t)m;
+    case 1: return (int32_t)-m;
+    default: return (int32_t)((int64_t)(((uint64_t)rnd() << 32 | rnd()) % (uint64_t)(2 * m + 1)) - m);
+    }
+}
+
+/*
+ * A task the int8 MAC could give (rn_dpu_fast.fits32): K products per lane, so |acc| <= 2^14 K,
+ * |wsum| <= 2^7 K, and |acc + ow_op * wsum| + |bias| < 2^31. Returns K; *bmax: the bias bound.
+ */
+static int64_t pick_bound(const struct rn_dpu_fast *f, int64_t *bmax)
+{
+    int64_t per = (1 << 14) + 128 * (int64_t)(f->ow_op < 0 ? -f->ow_op : f->ow_op);
+    int64_t kmax = ((INT64_C(1) << 31) - 1) / per, kk = 1 + rnd() % (rnd() % 2 ? kmax : 64);
+    *bmax = (INT64_C(1) << 31) - 1 - kk * per;
+    *bmax = rnd() % 3 ? *bmax : *bmax % 100000;
+    return kk;
+}
+
+/*
+ * Often make out_scale a power of two 2^j and return m = out_shift - 1 - j, so that values on
+ * multiples of 2^m land on the output rounding's ties half the time; else -1.
+ */
+static int tie_grid(struct rn_dpu_fast *f)
+{
+    if (rnd() % 2) {
+        return -1;
+    }
+    int j = (int)(rnd() % 15);
+    f->out_shift = 16 + rnd() % 17;
+    f->out_scale = (int16_t)(rnd() % 2 ? 1 << j : -(1 << j));
+    return (int)f->out_shift - 1 - j <= 30 ? (int)f->out_shift - 1 - j : -1;
+}
+
+/*
+ * With CLIP_TRUNCATE on, often scale the output by 1/2 or 1/4 and keep the sums near 2^trunc
+ * (*lim), on multiples of 2^(trunc - 1): its ties then show in the bytes. Returns that grid's
+ * m, else -1 (no change).
+ */
+static int trunc_visible(struct rn_dpu_fast *f, int64_t *lim)
+{
+    if (!f->trunc || f->trunc > 28 || rnd() % 2) {
+        return -1;
+    }
+    f->out_scale = (int16_t)(rnd() % 2 ? 1 << 14 : -(1 << 14));
+    f->out_shift = 15 + rnd() % 2;
+    f->ow_op = (int16_t)(rnd() % 5) - 2;
+    f->out_offset = (int32_t)(rnd() % 64) - 32;
+    *lim = INT64_C(1) << (f->trunc < 22 ? f->trunc + 7 : 29);   /* fits32: < 2^30 in all */
+    return (int)f->trunc - 1;
+}
+
+/* v to a multiple of 2^m (m < 0: v), toward zero so that the bounds hold */
+static int32_t snap(int32_t v, int m)
+{
+    return m < 0 ? v : v / (1 << m) * (1 << m);
+}
+
 static int32_t pick32(void)
 {
     switch (rnd() % 5) {
@@ -254,6 +332,17 @@ static void test_dpu(const struct rn_kernel_impl *k)
             f.out_shift = 14 + rnd() % 20;
             f.ew_shift = 1 + rnd() % 20;
         }
+        int64_t kk = 0, bmax = 0;
+        int m = -1;
+        if (round % 3 == 2) {   /* values the int8 MAC gives: the paths' int32 forms */
+            f.fits32 = true;
+            f.ew = rnd() % 4 == 0;
+            f.trunc = rnd() % 2 ? 0 : rnd() % 32;
+            kk = pick_bound(&f, &bmax);
+            m = f.trunc ? -1 : tie_grid(&f);
+        }
+        int64_t lim = 0;
+        int mt = f.fits32 ? trunc_visible(&f, &lim) : -1;
         /* 3 atoms, the EW operand and the outputs at strides 32 and 24 */
         int32_t acc[48], bias[48], wsum[48];
         int8_t e[96], out[72], want[72];
@@ -263,9 +352,14 @@ static void test_dpu(const struct rn_kernel_impl *k)
             f.ew_scale = 1 << (rnd() % 4);
         }
         for (int l = 0; l < 48; l++) {
-            acc[l] = pick32();
-            bias[l] = pick32();
-            wsum[l] = pick32();
+            acc[l] = kk ? snap(within(kk << 14), m) : pick32();
+            bias[l] = kk ? snap(within(bmax), m) : pick32();
+            wsum[l] = kk ? snap(within(kk << 7), m) : pick32();
+            if (mt >= 0) {   /* small sums on the truncation's ties (|ow_op| <= 2) */
+                acc[l] = snap(within(lim), mt);
+                wsum[l] = snap(within(2 << mt), mt);
+                bias[l] = within(100);
+            }
         }
         for (int l = 0; l < 96; l++) {
             e[l] = round % 2 ? e[0] : (int8_t)rnd();
@@ -280,6 +374,78 @@ static void test_dpu(const struct rn_kernel_impl *k)
         }
     }
     report(k, "dpu fast path", bad);
+}
+
+/* rn_dpu_conv on table k: its own or through its dpu entry */
+static void dpu_conv_of(const struct rn_kernel_impl *k, const struct rn_dpu_fast *f,
+                        const int32_t *acc, size_t as, const int32_t *ww, const int32_t *bias,
+                        const int32_t *s, const int8_t *e, size_t es, int8_t *out, size_t os,
+                        size_t na, size_t np)
+{
+    if (k->dpu_conv) {
+        k->dpu_conv(f, acc, as, ww, bias, s, e, es, out, os, na, np);
+    } else {
+        rn_dpu_conv_by_atoms(k, f, acc, as, ww, bias, s, e, es, out, os, na, np);
+    }
+}
+
+/* A GEMM block's DPU against the generic dpu entry run a pixel at a time on the fixed sums. */
+static void test_dpu_conv(const struct rn_kernel_impl *k)
+{
+    unsigned bad = 0;
+    for (int round = 0; round < 4000; round++) {
+        size_t na = 1 + rnd() % 3, np = 1 + rnd() % 9, as = 16 * na + 4 * (rnd() % 3);
+        size_t es = 16 * np + 16 * (rnd() % 2), os = 16 * np + 16 * (rnd() % 2);
+        struct rn_dpu_fast f = {
+            .ow_op = rnd() % 4 ? (int16_t)rnd() : 0,
+            .trunc = rnd() % 2 ? 0 : rnd() % (round % 2 ? 31 : 63),
+            .trunc_half_up = rnd() & 1,
+            .ew = rnd() % 3 == 0,
+            .ew_offset = (int32_t)(rnd() % 512) - 256,
+            .ew_scale = (int16_t)rnd(),
+            .ew_shift = 1 + rnd() % 30,
+            .out_scale = (int16_t)rnd(),
+            .out_offset = rnd() % 2 ? (int32_t)(rnd() % 256) - 128 : pick32() >> 1,
+            .out_shift = rnd() % 4 ? 14 + rnd() % 20 : 1 + rnd() % 62,
+            .fits32 = round % 4 != 0,
+        };
+        int m = f.trunc ? -1 : tie_grid(&f);
+        int64_t bmax = 0, lim = 0;
+        int mt = f.fits32 ? trunc_visible(&f, &lim) : -1;
+        int64_t kk = pick_bound(&f, &bmax);
+        int32_t acc[9 * 60], ww[48], bias[48], s[9], a[48], ws[48];
+        int8_t e[3 * 176], out[3 * 176], want[3 * 176];
+        for (size_t o = 0; o < 16 * na; o++) {
+            ww[o] = within(kk << 7);
+            bias[o] = mt >= 0 ? within(100) : f.fits32 ? snap(within(bmax), m) : pick32();
+        }
+        for (size_t i = 0; i < np; i++) {
+            s[i] = mt >= 0 ? snap(within(2 << mt), mt) : snap(within(kk << 7), m);
+            for (size_t o = 0; o < 16 * na; o++) {   /* raw sums: the true one + 128 * ww */
+                int32_t t = mt >= 0 ? snap(within(lim), mt) : snap(within(kk << 14), m);
+                acc[i * as + o] = (int32_t)((uint32_t)t + 128u * (uint32_t)ww[o]);
+            }
+        }
+        for (size_t i = 0; i < sizeof(e); i++) {
+            e[i] = (int8_t)rnd();
+        }
+        memset(out, 0x55, sizeof(out));
+        memset(want, 0x55, sizeof(want));
+        dpu_conv_of(k, &f, acc, as, ww, bias, s, e, es, out, os, na, np);
+        for (size_t i = 0; i < np; i++) {
+            for (size_t o = 0; o < 16 * na; o++) {
+                a[o] = (int32_t)((uint32_t)acc[i * as + o] - 128u * (uint32_t)ww[o]);
+                ws[o] = s[i];
+            }
+            rn_kernels_generic.dpu(&f, a, bias, ws, e + i * 16, es, want + i * 16, os, na);
+        }
+        for (size_t l = 0; l < sizeof(out); l++) {
+            CHECK(out[l] == want[l], "dpu conv round %d byte %zu: %d != %d (trunc %u ew %d "
+                  "shift %u fits32 %d)", round, l, out[l], want[l], f.trunc, f.ew, f.out_shift,
+                  f.fits32);
+        }
+    }
+    report(k, "dpu of a conv block", bad);
 }
 
 static void test_fix(const struct rn_kernel_impl *k)
@@ -364,7 +530,9 @@ int main(int argc, char **argv)
         test_wgemm(k);
         test_dw(k);
         test_sum(k);
+        test_ssum(k);
         test_dpu(k);
+        test_dpu_conv(k);
         test_fix(k);
     }
     printf("1..%u\n", ntest);
