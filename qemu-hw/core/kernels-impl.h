@@ -38,6 +38,9 @@ struct rn_kernel_impl {
                 const int8_t *, size_t, int8_t *, size_t, size_t);   /* rn_dpu_fast_atoms */
     void (*fix)(const int32_t *, const int32_t *, size_t, size_t, int32_t, int32_t *,
                 int32_t *);
+    /* rn_dw_fold, or NULL (the pipeline keeps rn_dw_pixel and the per-pixel DPU) */
+    void (*dw_fold)(const uint8_t *, size_t, size_t, size_t, uint32_t, uint32_t, const int16_t *,
+                    int32_t *, size_t, size_t, size_t);
     /* rn_dpu_conv, or NULL: rn_dpu_conv_by_atoms on this table's dpu */
     void (*dpu_conv)(const struct rn_dpu_fast *, const int32_t *, size_t, const int32_t *,
                      const int32_t *, const int32_t *, const int8_t *, size_t, int8_t *, size_t,
@@ -50,6 +53,13 @@ void rn_dpu_conv_by_atoms(const struct rn_kernel_impl *k, const struct rn_dpu_fa
                           const int32_t *acc, size_t acc_stride, const int32_t *wsum_w,
                           const int32_t *bias, const int32_t *s, const int8_t *e, size_t e_stride,
                           int8_t *out, size_t out_stride, size_t natoms, size_t npix);
+
+/*
+ * rn_dw_fold_pack's layout: per 16-channel group g and tap pair j (taps 2j, 2j + 1), 32 int16
+ * at (g * pairs + j) * 32: entry 2 * (c % 16) + (t % 2) is w[t][c] + ow_op (0 past the taps and
+ * past n); after all groups, n int32 corrections -128 * sum over t of (w[t][c] + ow_op).
+ */
+#define RN_DW_FOLD_PAIRS(taps) (((taps) + 1) / 2)
 
 /* The generic C table (kernels.c); the per-ISA files fall back on its entries. */
 extern const struct rn_kernel_impl rn_kernels_generic;
@@ -78,6 +88,9 @@ void rn_avx2_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, u
                       const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n);
 uint32_t rn_avx2_sum(const uint8_t *p, size_t n);
 int32_t rn_avx2_ssum(const int8_t *p, size_t n);
+void rn_avx2_dw_fold(const uint8_t *src, size_t step, size_t row, size_t col, uint32_t kh,
+                     uint32_t kw, const int16_t *packed, int32_t *acc, size_t astride, size_t n,
+                     size_t npix);
 /* rn_dpu_conv in integer lanes; false (nothing written) where the task's values do not allow it */
 bool rn_avx2_dpu_conv_i(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
                         const int32_t *wsum_w, const int32_t *bias, const int32_t *s, int8_t *out,

@@ -326,6 +326,93 @@ AVX2 void rn_avx2_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t 
     }
 }
 
+/*
+ * rn_dw_fold, 4 pixels x 16 channels a step: a tap pair's bytes of two taps interleave
+ * (punpcklbw) and widen to the int16 pairs that vpmaddwd takes with the folded weight pairs, so
+ * a pixel costs 8 vector ops per 2 taps x 16 channels, the weights only their loads. The
+ * accumulators are named, not an array, so that they stay in registers.
+ */
+AVX2_INLINE void fold_px(const uint8_t *s, size_t o0, size_t o1, bool two, __m256i wl, __m256i wh,
+                         __m256i *a0, __m256i *a1)
+{
+    __m128i x0 = _mm_loadu_si128((const __m128i *)(s + o0));
+    __m128i x1 = two ? _mm_loadu_si128((const __m128i *)(s + o1)) : _mm_setzero_si128();
+    *a0 = _mm256_add_epi32(*a0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(x0, x1)),
+                                                  wl));
+    *a1 = _mm256_add_epi32(*a1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(x0, x1)),
+                                                  wh));
+}
+
+AVX2_INLINE void fold_put(int32_t *d, __m256i a0, __m256i a1)
+{
+    _mm256_storeu_si256((__m256i *)d, a0);
+    _mm256_storeu_si256((__m256i *)(d + 8), a1);
+}
+
+/* Pixels s0..s3 (n4: 4, else only s0), 16 channels from wg's pairs; sums to d0 + q * astride */
+AVX2_INLINE void fold_block(const uint8_t *s0, size_t step, bool n4, const size_t *off,
+                            size_t taps, const int16_t *wg, __m256i k0, __m256i k1, int32_t *d0,
+                            size_t astride)
+{
+    const uint8_t *s1 = s0 + step, *s2 = s1 + step, *s3 = s2 + step;
+    __m256i a00 = k0, a01 = k1, a10 = k0, a11 = k1, a20 = k0, a21 = k1, a30 = k0, a31 = k1;
+    for (size_t t = 0; t < taps; t += 2) {
+        bool two = t + 1 < taps;
+        size_t o0 = off[t], o1 = two ? off[t + 1] : 0;
+        __m256i wl = _mm256_loadu_si256((const __m256i *)(wg + t * 16));
+        __m256i wh = _mm256_loadu_si256((const __m256i *)(wg + t * 16 + 16));
+        fold_px(s0, o0, o1, two, wl, wh, &a00, &a01);
+        if (n4) {
+            fold_px(s1, o0, o1, two, wl, wh, &a10, &a11);
+            fold_px(s2, o0, o1, two, wl, wh, &a20, &a21);
+            fold_px(s3, o0, o1, two, wl, wh, &a30, &a31);
+        }
+    }
+    fold_put(d0, a00, a01);
+    if (n4) {
+        fold_put(d0 + astride, a10, a11);
+        fold_put(d0 + 2 * astride, a20, a21);
+        fold_put(d0 + 3 * astride, a30, a31);
+    }
+}
+
+AVX2 void rn_avx2_dw_fold(const uint8_t *src, size_t step, size_t row, size_t col, uint32_t kh,
+                          uint32_t kw, const int16_t *packed, int32_t *acc, size_t astride,
+                          size_t n, size_t npix)
+{
+    size_t taps = (size_t)kh * kw, pairs = RN_DW_FOLD_PAIRS(taps), groups = (n + 15) / 16;
+    const int32_t *corr = (const int32_t *)(const void *)(packed + groups * pairs * 32);
+    size_t off[1024], c = 0;   /* kh, kw <= 32 */
+    for (size_t t = 0; t < taps && t < 1024; t++) {
+        off[t] = t / kw * row + t % kw * col;
+    }
+    for (; c + 16 <= n; c += 16) {
+        const int16_t *wg = packed + c / 16 * pairs * 32;
+        __m256i k0 = _mm256_loadu_si256((const __m256i *)(corr + c));
+        __m256i k1 = _mm256_loadu_si256((const __m256i *)(corr + c + 8));
+        size_t p = 0;
+        for (; p + 4 <= npix; p += 4) {
+            fold_block(src + p * step + c, step, true, off, taps, wg, k0, k1,
+                       acc + p * astride + c, astride);
+        }
+        for (; p < npix; p++) {
+            fold_block(src + p * step + c, step, false, off, taps, wg, k0, k1,
+                       acc + p * astride + c, astride);
+        }
+    }
+    for (; c < n; c++) {   /* the last channels, one at a time: no load past the tile */
+        const int16_t *wg = packed + c / 16 * pairs * 32 + 2 * (c % 16);
+        for (size_t p = 0; p < npix; p++) {
+            int32_t a = corr[c];
+            for (size_t t = 0; t < taps; t++) {
+                a = (int32_t)((uint32_t)a + (uint32_t)(src[p * step + off[t] + c] *
+                                                       wg[t / 2 * 32 + t % 2]));
+            }
+            acc[p * astride + c] = a;
+        }
+    }
+}
+
 AVX2 uint32_t rn_avx2_sum(const uint8_t *p, size_t n)
 {
     __m256i s = _mm256_setzero_si256();
@@ -629,7 +716,8 @@ AVX2 static void dpu_conv_avx2(const struct rn_dpu_fast *f, const int32_t *acc, 
 static const struct rn_kernel_impl avx2 = {
     .name = "avx2", .gemm = gemm_madd, .packed_size = madd_packed_size, .pack = madd_pack,
     .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
-    .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .wide = &rn_wide_avx2,
+    .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold,
+    .wide = &rn_wide_avx2,
 };
 
 const struct rn_kernel_impl *rn_kernels_avx2(void)
@@ -654,14 +742,15 @@ const struct rn_kernel_impl *rn_kernels_avxvnni(void)
         .name = "avxvnni", .gemm = gemm_avxvnni, .packed_size = rn_dot16_packed_size,
         .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
         .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix,
-        .dpu_conv = dpu_conv_avx2, .wide = &rn_wide_avx2,
+        .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
     };
 #endif
     static const struct rn_kernel_impl evex = {
         .name = "avxvnni", .note = "its 256-bit GEMM EVEX-encoded: AVX512-VNNI/VL, no AVX-VNNI",
         .gemm = gemm_avxvnni_evex, .packed_size = rn_dot16_packed_size, .pack = rn_dot16_pack,
         .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
-        .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .wide = &rn_wide_avx2,
+        .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold,
+        .wide = &rn_wide_avx2,
     };
     if (!rn_kernels_avx2()) {
         return NULL;

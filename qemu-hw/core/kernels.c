@@ -382,14 +382,31 @@ static void dpu_vnni(const struct rn_dpu_fast *f, const int32_t *acc, const int3
     }
 }
 
+static const struct rn_kernel_impl vnni;
+
+/* A conv block's DPU: the AVX2 integer form where it applies, else dpu_vnni a pixel at a time */
+static void dpu_conv_vnni(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+                          const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
+                          const int8_t *e, size_t es, int8_t *out, size_t os, size_t natoms,
+                          size_t npix)
+{
+    if (!rn_avx2_dpu_conv_i(f, acc, acc_stride, wsum_w, bias, s, out, os, natoms, npix)) {
+        rn_dpu_conv_by_atoms(&vnni, f, acc, acc_stride, wsum_w, bias, s, e, es, out, os, natoms,
+                             npix);
+    }
+}
+
 /* The AVX-512 VNNI path: its GEMM and DPU; the depthwise and byte sums of the AVX2 path. */
+static const struct rn_kernel_impl vnni = {
+    .name = "avx512vnni", .gemm = gemm_vnni_blocked, .packed_size = rn_dot16_packed_size,
+    .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
+    .ssum = rn_avx2_ssum, .dpu = dpu_vnni, .fix = rn_avx2_fix, .dpu_conv = dpu_conv_vnni,
+    .dw_fold = rn_avx2_dw_fold,
+    .wide = &rn_wide_avx512,
+};
+
 static const struct rn_kernel_impl *kernels_vnni(void)
 {
-    static const struct rn_kernel_impl vnni = {
-        .name = "avx512vnni", .gemm = gemm_vnni_blocked, .packed_size = rn_dot16_packed_size,
-        .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
-        .ssum = rn_avx2_ssum, .dpu = dpu_vnni, .fix = rn_avx2_fix, .wide = &rn_wide_avx512,
-    };
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512vnni") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? &vnni
@@ -540,6 +557,41 @@ void rn_dpu_conv(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_str
         rn_dpu_conv_by_atoms(k, f, acc, acc_stride, wsum_w, bias, s, e, e_stride, out,
                              out_stride, natoms, npix);
     }
+}
+
+bool rn_dw_fold_available(void)
+{
+    return impl()->dw_fold != NULL;
+}
+
+size_t rn_dw_fold_packed_size(size_t taps, size_t n)
+{
+    size_t groups = (n + 15) / 16;
+    return groups * RN_DW_FOLD_PAIRS(taps) * 32 + 2 * n;   /* int16s, then n int32 as pairs */
+}
+
+void rn_dw_fold_pack(const int8_t *w, size_t wstride, size_t taps, size_t n, int32_t ow_op,
+                     int16_t *packed)
+{
+    size_t groups = (n + 15) / 16, pairs = RN_DW_FOLD_PAIRS(taps);
+    int32_t corr;
+    memset(packed, 0, groups * pairs * 32 * sizeof(int16_t));
+    for (size_t c = 0; c < n; c++) {
+        uint32_t sw = 0;   /* modulo 2^32, as the kernel's sums */
+        for (size_t t = 0; t < taps; t++) {
+            int32_t v = w[t * wstride + c] + ow_op;   /* |ow_op| < 2^15 - 128: fits int16 */
+            packed[(c / 16 * pairs + t / 2) * 32 + 2 * (c % 16) + t % 2] = (int16_t)v;
+            sw += (uint32_t)v;
+        }
+        corr = (int32_t)(0u - 128u * sw);
+        memcpy(packed + groups * pairs * 32 + 2 * c, &corr, sizeof(corr));
+    }
+}
+
+void rn_dw_fold(const uint8_t *src, size_t step, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                const int16_t *packed, int32_t *acc, size_t astride, size_t n, size_t npix)
+{
+    impl()->dw_fold(src, step, row, col, kh, kw, packed, acc, astride, n, npix);
 }
 
 int32_t rn_sum_s8(const int8_t *p, size_t n)

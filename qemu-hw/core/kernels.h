@@ -39,6 +39,21 @@ void rn_dw_pixel(const uint8_t *src, size_t row, size_t col, uint32_t kh, uint32
                  const int8_t *w, size_t wstride, int32_t *acc, int32_t *sum, size_t n);
 
 /*
+ * Depthwise with CPEND folded into the weights, for the DPU fast path: acc[i * astride + c] =
+ * sum over taps t of (x_t[c] - 128) * w[t][c] + ow_op * sum over t of (x_t[c] - 128), i.e. the
+ * DPU's acc + ow_op * wsum, for channels c < n of output pixels i < npix (x_t: the tile's bytes,
+ * input + 128; pixel i's window at src + i * step, tap (ky, kx) at + ky * row + kx * col). Int32
+ * sums wrap: exact where the task's fits32 holds. The weights as rn_dw_fold_pack laid them out.
+ * rn_dw_fold_available(): whether this host's path has the kernel (else rn_dw_pixel).
+ */
+bool rn_dw_fold_available(void);
+size_t rn_dw_fold_packed_size(size_t taps, size_t n);   /* int16 entries, then n int32 */
+void rn_dw_fold_pack(const int8_t *w, size_t wstride, size_t taps, size_t n, int32_t ow_op,
+                     int16_t *packed);
+void rn_dw_fold(const uint8_t *src, size_t step, size_t row, size_t col, uint32_t kh, uint32_t kw,
+                const int16_t *packed, int32_t *acc, size_t astride, size_t n, size_t npix);
+
+/*
  * Parameters of the DPU fast path: CPEND, CLIP_TRUNCATE, bias, optional EW add, OUT_CVT; the
  * EW and OUT_CVT shifts round half to even.
  */

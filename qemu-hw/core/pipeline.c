@@ -455,6 +455,7 @@ struct rows {
     const struct wpack *p;
     const struct dpu_ctx *k;
     const int8_t *ew, *w;          /* w: the GEMM's packed weights */
+    const int16_t *dwf;            /* depthwise weights with CPEND folded in (rn_dw_fold), or NULL */
     int8_t *obuf;
     struct rn_core *c;
 };
@@ -577,6 +578,27 @@ static void dw_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
     if (!ok) {
         return;
     }
+    if (r->dwf) {   /* lanes past cc stay 0; zero weight and window sums: CPEND is folded in */
+        size_t surf = (size_t)d->wo * d->ho * 16;
+        memset(acc, 0, bytes);
+        memset(sum, 0, (size_t)(stride > RN_CANCEL_BLOCK ? stride : RN_CANCEL_BLOCK) * 4);
+        for (uint32_t y = y0; y < y1; y++) {
+            for (uint32_t x0 = 0; x0 < d->wo; x0 += RN_CANCEL_BLOCK) {
+                uint32_t n = d->wo - x0 < RN_CANCEL_BLOCK ? d->wo - x0 : RN_CANCEL_BLOCK;
+                size_t pix = (size_t)y * d->wo + x0;
+                if (rn_cancelled(r->c)) {
+                    return;
+                }
+                rn_dw_fold(t->px + ((size_t)y * d->sy * t->wp + (size_t)x0 * d->sx) * d->ci,
+                           (size_t)d->sx * d->ci, (size_t)t->wp * d->ci, d->ci, d->kh, d->kw,
+                           r->dwf, acc, stride, cc, n);
+                rn_dpu_conv(&r->k->f, acc, stride, sum, r->k->bias, sum,
+                            r->ew ? r->ew + pix * 16 : NULL, surf, r->obuf + pix * 16, surf,
+                            stride / 16, n);
+            }
+        }
+        return;
+    }
     for (uint32_t y = y0; y < y1; y++) {
         for (uint32_t x0 = 0; x0 < d->wo; x0 += RN_CANCEL_BLOCK) {
             uint32_t n = d->wo - x0 < RN_CANCEL_BLOCK ? d->wo - x0 : RN_CANCEL_BLOCK;
@@ -613,6 +635,17 @@ static void compute_rows(struct rn_core *c, const struct rn_conv *d, const struc
         }
         rn_gemm_pack(p->w, p->nout_pad, p->kp, w);
         r.w = w;
+    } else if (k->fast && k->f.fits32 && !k->cacc && rn_dw_fold_available() &&
+               k->f.ow_op >= -32640 && k->f.ow_op <= 32639) {
+        /* w + ow_op fits int16; fits32: acc + ow_op * wsum, the one sum it gives, is exact */
+        size_t taps = (size_t)d->kh * d->kw, cc = d->ci < d->co_calc ? d->ci : d->co_calc;
+        int16_t *f = rn_scratch(c, RN_BUF_GEMMW, rn_dw_fold_packed_size(taps, cc) * 2);
+        if (!f) {
+            out->error |= RN_ERR_DMA_READ;
+            return;
+        }
+        rn_dw_fold_pack(p->w, d->ci, taps, cc, k->f.ow_op, f);
+        r.dwf = f;
     }
     out->error |= rn_par_rows(c, d->ho, d->dw ? dw_part : conv_part, &r);
 }

@@ -207,6 +207,59 @@ static void test_dw(const struct rn_kernel_impl *k)
     report(k, "depthwise", bad);
 }
 
+/* The folded depthwise against plain sums of (x - 128) * w and ow_op * (x - 128). */
+static void test_dw_fold(const struct rn_kernel_impl *k)
+{
+    static const size_t ns[] = { 16, 32, 48, 5, 17, 40 };
+    unsigned bad = 0;
+    if (!k->dw_fold) {
+        return;
+    }
+    for (int round = 0; round < 300; round++) {
+        uint32_t kh = 1 + rnd() % 5, kw = 1 + rnd() % 5;
+        if (round % 50 == 0) {
+            kh = 32, kw = 1 + rnd() % 32;
+        }
+        size_t n = ns[round % 6], ci = n + rnd() % 3, npix = 1 + rnd() % 9, sx = 1 + rnd() % 2;
+        size_t wp = (npix - 1) * sx + kw, row = wp * ci, taps = (size_t)kh * kw;
+        size_t as = n + 4 * (rnd() % 3), tile = kh * row;
+        int32_t ow = rnd() % 3 ? (int32_t)(rnd() % 81) - 40 : (int32_t)(rnd() % 65280) - 32640;
+        uint8_t *src = xmalloc(tile);
+        int8_t *w = xmalloc(taps * ci);
+        int16_t *pk = xmalloc(rn_dw_fold_packed_size(taps, n) * sizeof(int16_t));
+        int32_t *acc = xmalloc(npix * as * sizeof(int32_t));
+        for (size_t i = 0; i < tile; i++) {
+            src[i] = round % 7 == 0 ? (rnd() & 1 ? 255 : 0) : (uint8_t)rnd();
+        }
+        for (size_t i = 0; i < taps * ci; i++) {
+            w[i] = round % 7 == 0 ? (rnd() & 1 ? 127 : -128) : (int8_t)rnd();
+        }
+        for (size_t i = 0; i < npix * as; i++) {
+            acc[i] = 0x5A5A5A5A;
+        }
+        rn_dw_fold_pack(w, ci, taps, n, ow, pk);
+        k->dw_fold(src, sx * ci, row, ci, kh, kw, pk, acc, as, n, npix);
+        for (size_t p = 0; p < npix; p++) {
+            for (size_t c = 0; c < as; c++) {
+                int64_t want = 0x5A5A5A5A;
+                if (c < n) {
+                    int64_t m = 0, sum = 0;
+                    for (size_t t = 0; t < taps; t++) {
+                        int32_t x = (int32_t)src[p * sx * ci + t / kw * row + t % kw * ci + c] - 128;
+                        m += (int64_t)x * w[t * ci + c];
+                        sum += x;
+                    }
+                    want = (int32_t)(uint32_t)(uint64_t)(m + ow * sum);
+                }
+                CHECK(acc[p * as + c] == want, "dw fold %ux%u n %zu ow %d: pixel %zu [%zu]", kh, kw,
+                      n, ow, p, c);
+            }
+        }
+        free(src), free(w), free(pk), free(acc);
+    }
+    report(k, "depthwise, CPEND folded", bad);
+}
+
 static void test_sum(const struct rn_kernel_impl *k)
 {
     unsigned bad = 0;
@@ -529,6 +582,7 @@ int main(int argc, char **argv)
         test_gemm(k);
         test_wgemm(k);
         test_dw(k);
+        test_dw_fold(k);
         test_sum(k);
         test_ssum(k);
         test_dpu(k);
