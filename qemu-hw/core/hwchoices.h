@@ -46,8 +46,9 @@ static inline uint32_t rn_entry_blocks(uint64_t e)
     static const signed char map[8] = { 0 /* PC */, 1 /* CNA */, -1, 2 /* CORE */, 3 /* DPU */,
                                         4 /* DPU_RDMA */, 5 /* PPU */, 6 /* PPU_RDMA */ };
     uint32_t sel = (uint32_t)(e >> 56), out = 0;
-    for (int i = 0; i < 8; i++) {
-        if ((sel >> i) & 1 && map[i] >= 0) {
+    for (; sel; sel &= sel - 1) {   /* set bits only: one, mostly */
+        int i = __builtin_ctz(sel);
+        if (map[i] >= 0) {
             out |= 1u << map[i];
         }
     }

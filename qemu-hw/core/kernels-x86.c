@@ -422,6 +422,16 @@ AVX2 uint32_t rn_avx2_sum(const uint8_t *p, size_t n)
                                                 _mm256_setzero_si256()));
     }
     __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    if (i + 16 <= n) {   /* window rows are often 16 * k bytes: no byte loop for them */
+        h = _mm_add_epi64(h, _mm_sad_epu8(_mm_loadu_si128((const __m128i *)(p + i)),
+                                          _mm_setzero_si128()));
+        i += 16;
+    }
+    if (i + 8 <= n) {
+        h = _mm_add_epi64(h, _mm_sad_epu8(_mm_loadl_epi64((const __m128i *)(p + i)),
+                                          _mm_setzero_si128()));
+        i += 8;
+    }
     uint64_t t = (uint64_t)_mm_cvtsi128_si64(h) + (uint64_t)_mm_extract_epi64(h, 1);
     for (; i < n; i++) {
         t += p[i];

@@ -9,10 +9,11 @@
 
 static uint64_t le64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
@@ -22,12 +23,10 @@ static bool stream_write(struct rn_core *c, uint64_t e)
     uint32_t blocks = rn_entry_blocks(e), value = rn_entry_value(e);
     uint32_t low = rn_entry_offset(e) & 0xFFF;
     bool wrote_base = false;
-    for (int b = 0; b < RN_BLK_DDMA; b++) {
+    for (uint32_t left = blocks & ((1u << RN_BLK_DDMA) - 1); left; left &= left - 1) {
+        int b = __builtin_ctz(left);   /* the selected blocks, in order */
         uint32_t off = rn_block_base((enum rn_block)b) | low;
         const struct rn_reg_info *r;
-        if (!((blocks >> b) & 1)) {
-            continue;
-        }
         if (b == RN_BLK_PC) {
             if (off == RN_PC_BASE_ADDRESS || off == RN_PC_REGISTER_AMOUNTS) {
                 c->regs[off / 4] = value;

@@ -224,6 +224,26 @@ struct wpack {
     size_t kp, nk, nout_pad;
 };
 
+/* n bytes (a window row: kw * ci, a weight group) without a libc call: two overlapping moves */
+static inline void copy_seg(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    if (n > 32 && n <= 64) {
+        memcpy(dst, src, 32);
+        memcpy(dst + n - 32, src + n - 32, 32);
+    } else if (n >= 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8 && n < 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
 static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struct rn_conv *d,
                           struct wpack *p, struct rn_task_outcome *out)
 {
@@ -252,16 +272,18 @@ static bool fetch_weights(struct rn_core *c, const struct rn_mem *m, const struc
     }
     memset(p->w, 0, p->nout_pad * p->kp);
     for (uint32_t o = 0; o < p->nk; o++) {
-        for (uint32_t t = 0; t < taps; t++) {
+        for (uint32_t c0 = 0; c0 < d->ci; c0 += g) {
+            uint32_t gw = d->ci - c0 < g ? d->ci - c0 : g;
+            /* a group's taps lie a fixed step apart (Q5): two offsets give every one */
+            uint64_t off = rn_weight_offset(d->dw, d->ci, d->kh, d->kw, d->k, o, c0, 0, 0);
+            uint64_t step = taps < 2 ? 0 : rn_weight_offset(d->dw, d->ci, d->kh, d->kw, d->k, o,
+                                                            c0, 1 / d->kw, 1 % d->kw) - off;
+            int8_t *dst = p->w + o * p->kp + c0;
             if (rn_cancelled(c)) {   /* up to 64 MiB of weights, in one depthwise kernel too */
                 return false;
             }
-            for (uint32_t c0 = 0; c0 < d->ci; c0 += g) {
-                uint32_t gw = d->ci - c0 < g ? d->ci - c0 : g;
-                uint64_t off = rn_weight_offset(d->dw, d->ci, d->kh, d->kw, d->k, o, c0,
-                                                t / d->kw, t % d->kw);
-                int8_t *dst = p->w + o * p->kp + (size_t)t * d->ci + c0;
-                memcpy(dst, raw + off, gw);
+            for (uint32_t t = 0; t < taps; t++) {
+                copy_seg((uint8_t *)dst + (size_t)t * d->ci, raw + off + t * step, gw);
             }
         }
         p->sum[o] = rn_sum_s8(p->w + o * p->kp, (size_t)taps * d->ci);
@@ -479,26 +501,6 @@ static uint32_t gemm_block(const struct wpack *p)
 {
     uint64_t n = (1ull << 28) / ((uint64_t)p->nout_pad * p->kp) & ~3ull;
     return n < 4 ? 4 : n > RN_CANCEL_BLOCK ? RN_CANCEL_BLOCK : (uint32_t)n;
-}
-
-/* n bytes (a window row: kw * ci, often < 32) without a libc call: two overlapping moves */
-static inline void copy_seg(uint8_t *dst, const uint8_t *src, size_t n)
-{
-    if (n > 32 && n <= 64) {
-        memcpy(dst, src, 32);
-        memcpy(dst + n - 32, src + n - 32, 32);
-    } else if (n >= 16 && n <= 32) {
-        memcpy(dst, src, 16);
-        memcpy(dst + n - 16, src + n - 16, 16);
-    } else if (n >= 8 && n < 16) {
-        memcpy(dst, src, 8);
-        memcpy(dst + n - 8, src + n - 8, 8);
-    } else if (n >= 4 && n < 8) {
-        memcpy(dst, src, 4);
-        memcpy(dst + n - 4, src + n - 4, 4);
-    } else {
-        memcpy(dst, src, n);
-    }
 }
 
 /*
