@@ -11,8 +11,8 @@ ROCKETSIM := $(BUILD)/tools/rocketsim/rocketsim
 FUZZ_SECONDS ?= 600
 
 .PHONY: all help deps build build-asan qemu kernel driver guest rootfs board shell test test-unit \
-	test-asan test-arm64 test-py test-mesa-teflon bench timing fuzz run qemu-asan test-asan-qemu \
-	soak
+	test-asan test-arm64 test-isa test-py test-mesa-teflon bench timing fuzz run qemu-asan \
+	test-asan-qemu soak
 
 all: build
 
@@ -93,7 +93,11 @@ test-py: build board bundle
 test-arm64:
 	@scripts/test-arm64 $(BUILD)/arm64
 
-test: test-unit test-asan test-arm64 test-py
+# sim-tests' numerics again on every lesser kernel path the host runs (RKNPU_ISA=avx2, ...)
+test-isa: build
+	@scripts/test-isa $(BUILD)
+
+test: test-unit test-asan test-arm64 test-isa test-py
 	@$(PY) scripts/test-summary $(BUILD) $(ASAN)
 
 # Every case of Mesa's own test_teflon (4210) on the emulated board, or those a gtest filter picks

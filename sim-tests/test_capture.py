@@ -1,5 +1,6 @@
 """Job capture in the guest (userspace/rocket-capture.c, an LD_PRELOAD shim on the rocket ioctls)
-and bit-exact replay of the captured MobileDet jobs on the host core (rknpu-run)."""
+and bit-exact replay of the captured MobileDet jobs on the host core (rknpu-run), on the kernel
+path the host picks and again on every lesser one it runs (RKNPU_ISA)."""
 import glob
 import os
 import shutil
@@ -27,11 +28,23 @@ def test_capture_mobiledet_and_replay(tmp_path):
     kicks = compared = 0
     for d in submits:
         kicks += sum(1 for ln in open(os.path.join(d, "job.txt")) if ln.startswith("kick"))
-        res = subprocess.run([RKNPU_RUN, "-q", d], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr[-2000:]
-        for exp in glob.glob(os.path.join(d, "expected-*.bin")):
-            out = exp.replace("expected-", "out-")
-            with open(exp, "rb") as a, open(out, "rb") as b:
-                assert a.read() == b.read(), f"{out} differs from the guest's"
-            compared += 1
+        # the host's kernel path (the device's), then every lesser one it runs: the same bytes
+        for isa in [None] + lesser_paths():
+            env = dict(os.environ, **({"RKNPU_ISA": isa} if isa else {}))
+            res = subprocess.run([RKNPU_RUN, "-q", d], capture_output=True, text=True, env=env)
+            assert res.returncode == 0, (isa, res.stderr[-2000:])
+            for exp in glob.glob(os.path.join(d, "expected-*.bin")):
+                out = exp.replace("expected-", "out-")
+                with open(exp, "rb") as a, open(out, "rb") as b:
+                    assert a.read() == b.read(), f"{out} (RKNPU_ISA={isa}) differs from the guest's"
+                compared += isa is None
     assert kicks == 113 and compared >= 90, (kicks, compared)
+
+
+def lesser_paths():
+    """The kernel paths this host runs other than the one it picks (test-kernels --info)."""
+    info = subprocess.run([os.path.join(board.BUILD, "qemu-hw", "tests", "test-kernels"),
+                           "--info"], capture_output=True, text=True, check=True).stdout
+    using = next(ln.split()[1] for ln in info.splitlines() if ln.startswith("kernels:"))
+    paths = next(ln.split()[1:] for ln in info.splitlines() if ln.startswith("paths:"))
+    return [p for p in paths if p != using and "(cannot run)" not in p]
