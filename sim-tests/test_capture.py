@@ -3,6 +3,7 @@ and bit-exact replay of the captured MobileDet jobs on the host core (rknpu-run)
 path the host picks and again on every lesser one it runs (RKNPU_ISA)."""
 import glob
 import os
+import platform
 import shutil
 import subprocess
 
@@ -28,15 +29,17 @@ def test_capture_mobiledet_and_replay(tmp_path):
     kicks = compared = 0
     for d in submits:
         kicks += sum(1 for ln in open(os.path.join(d, "job.txt")) if ln.startswith("kick"))
-        # the host's kernel path (the device's), then every lesser one it runs: the same bytes
-        for isa in [None] + lesser_paths():
-            env = dict(os.environ, **({"RKNPU_ISA": isa} if isa else {}))
-            res = subprocess.run([RKNPU_RUN, "-q", d], capture_output=True, text=True, env=env)
+        # the host's kernel path (the device's), then every lesser one it runs, then an AVX2-only
+        # CPU model under qemu-user (x86-64 hosts): the same bytes
+        for isa, cmd in [(None, [])] + [(p, []) for p in lesser_paths()] + cpu_models():
+            env = dict(os.environ, **({"RKNPU_ISA": isa} if isa and not cmd else {}))
+            res = subprocess.run(cmd + [RKNPU_RUN, "-q", d], capture_output=True, text=True,
+                                 env=env)
             assert res.returncode == 0, (isa, res.stderr[-2000:])
             for exp in glob.glob(os.path.join(d, "expected-*.bin")):
                 out = exp.replace("expected-", "out-")
                 with open(exp, "rb") as a, open(out, "rb") as b:
-                    assert a.read() == b.read(), f"{out} (RKNPU_ISA={isa}) differs from the guest's"
+                    assert a.read() == b.read(), f"{out} ({isa or 'host path'}) differs"
                 compared += isa is None
     assert kicks == 113 and compared >= 90, (kicks, compared)
 
@@ -48,3 +51,10 @@ def lesser_paths():
     using = next(ln.split()[1] for ln in info.splitlines() if ln.startswith("kernels:"))
     paths = next(ln.split()[1:] for ln in info.splitlines() if ln.startswith("paths:"))
     return [p for p in paths if p != using and "(cannot run)" not in p]
+
+
+def cpu_models():
+    """(label, command prefix): a Zen 3 model (AVX2, no AVX-512) on x86-64 hosts with qemu-user."""
+    if platform.machine() != "x86_64" or not shutil.which("qemu-x86_64"):
+        return []
+    return [("qemu-x86_64 -cpu EPYC-Milan", ["qemu-x86_64", "-cpu", "EPYC-Milan"])]
