@@ -27,7 +27,7 @@ enum rn_buf { RN_BUF_REGCMD, RN_BUF_INPUT, RN_BUF_ROW, RN_BUF_WIDE, RN_BUF_PAD, 
               RN_BUF_WPACK, RN_BUF_GEMMW, RN_BUF_PATCH, RN_BUF_ACC, RN_BUF_SUM, RN_BUF_BIAS,
               RN_BUF_OPERAND, RN_BUF_OUT, RN_BUF_EW, RN_BUF_IMAGE, RN_BUF_CACC0, RN_BUF_CACC1,
               RN_BUF_CHAIN, RN_BUF_EW32, RN_BUF_VPACK, RN_BUF_VROWS, RN_BUF_VSUM, RN_BUF_VTMP,
-              RN_BUF_MEMO, RN_BUF_COUNT };
+              RN_BUF_MEMO, RN_BUF_FOLD, RN_BUF_COUNT };
 /* Returns a buffer of at least @bytes (64-byte aligned), or NULL when @bytes is over the limit. */
 void *rn_scratch(struct rn_core *c, enum rn_buf which, size_t bytes);
 void *rn_scratch_in(struct rn_scratch **owner, enum rn_buf which, size_t bytes);

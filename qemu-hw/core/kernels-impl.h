@@ -29,6 +29,8 @@ struct rn_kernel_impl {
     void (*gemm)(const uint8_t *, size_t, const int8_t *, size_t, size_t, int32_t *);
     size_t (*packed_size)(size_t, size_t);
     void (*pack)(const int8_t *, size_t, size_t, int8_t *);
+    /* rn_gemm_pack_fold, or NULL where the GEMM's weights are int8 */
+    void (*pack_fold)(const int8_t *, size_t, size_t, size_t, int32_t, int8_t *);
     void (*dw)(const uint8_t *, const int8_t *, int32_t *, int32_t *, size_t);
     void (*dw_pixel)(const uint8_t *, size_t, size_t, uint32_t, uint32_t, const int8_t *,
                      size_t, int32_t *, int32_t *, size_t);

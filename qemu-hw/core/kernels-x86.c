@@ -76,19 +76,29 @@ AVX2_INLINE void transpose8(__m256i r[8])
     }
 }
 
-AVX2 static void madd_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+/* madd_pack with ow added to every row's first kreal weights (rn_gemm_pack_fold) */
+AVX2_INLINE void madd_pack_ow(const int8_t *w, size_t nout_pad, size_t kp, size_t kreal,
+                              int16_t ow, int8_t *packed)
 {
     size_t nob = (nout_pad + 7) / 8, kq = (kp + 1) / 2;
+    const __m256i owv = _mm256_set1_epi16(ow), ramp = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7,
+                                                                        8, 9, 10, 11, 12, 13, 14,
+                                                                        15);
     for (size_t ob = 0; ob < nob; ob++) {
         int8_t *dst = packed + ob * kq * 32;
         size_t q = 0;
         /* 8 pairs of 8 outputs at a time: widen each row's 16 bytes, transpose the 4-byte pairs */
         for (; 2 * q + 16 <= kp; q += 8) {
             __m256i r[8];
+            /* ow on the k < kreal of these 16 (a compare of k against kreal) */
+            size_t lim = 2 * q >= kreal ? 0 : kreal - 2 * q < 16 ? kreal - 2 * q : 16;
+            __m256i add = _mm256_and_si256(
+                owv, _mm256_cmpgt_epi16(_mm256_set1_epi16((int16_t)lim), ramp));
             for (size_t l = 0; l < 8; l++) {
                 size_t o = ob * 8 + l;
-                r[l] = o < nout_pad ? _mm256_cvtepi8_epi16(
-                                          _mm_loadu_si128((const __m128i *)(w + o * kp + 2 * q)))
+                r[l] = o < nout_pad ? _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
+                                                           (const __m128i *)(w + o * kp + 2 * q))),
+                                                       add)
                                     : _mm256_setzero_si256();
             }
             transpose8(r);
@@ -101,13 +111,26 @@ AVX2 static void madd_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *
                 size_t o = ob * 8 + l;
                 int16_t pair[2] = { 0, 0 };
                 if (o < nout_pad) {
-                    pair[0] = w[o * kp + 2 * q];
-                    pair[1] = 2 * q + 1 < kp ? w[o * kp + 2 * q + 1] : 0;
+                    pair[0] = (int16_t)(w[o * kp + 2 * q] + (2 * q < kreal ? ow : 0));
+                    pair[1] = 2 * q + 1 < kp ? (int16_t)(w[o * kp + 2 * q + 1] +
+                                                         (2 * q + 1 < kreal ? ow : 0))
+                                             : 0;
                 }
                 memcpy(dst + q * 32 + l * 4, pair, 4);
             }
         }
     }
+}
+
+AVX2 static void madd_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    madd_pack_ow(w, nout_pad, kp, 0, 0, packed);
+}
+
+AVX2 static void madd_pack_fold(const int8_t *w, size_t nout_pad, size_t kp, size_t kreal,
+                                int32_t ow, int8_t *packed)
+{
+    madd_pack_ow(w, nout_pad, kp, kreal, (int16_t)ow, packed);
 }
 
 /* x[j] = a[2j] | a[2j + 1] << 16 for the n bytes of a (a last odd byte pairs with 0). */
@@ -606,7 +629,8 @@ AVX2 static void dpu_atoms_i(const struct rn_dpu_fast *f, const int32_t *acc, co
     for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, out += os) {
         __m256i v[2];
         for (size_t h = 0; h < 2; h++) {
-            __m256i x = _mm256_add_epi32(ld8(acc + 8 * h), _mm256_mullo_epi32(k.ow, ld8(wsum + 8 * h)));
+            __m256i x = _mm256_add_epi32(ld8(acc + 8 * h),
+                                         _mm256_mullo_epi32(k.ow, ld8(wsum + 8 * h)));
             v[h] = _mm256_add_epi32(k.tr ? trunc8(&k, x) : x, ld8(bias + 8 * h));
         }
         _mm_storeu_si128((__m128i *)out, sat16(dpu8_i(&k, v[0]), dpu8_i(&k, v[1])));
@@ -725,9 +749,9 @@ AVX2 static void dpu_conv_avx2(const struct rn_dpu_fast *f, const int32_t *acc, 
 
 static const struct rn_kernel_impl avx2 = {
     .name = "avx2", .gemm = gemm_madd, .packed_size = madd_packed_size, .pack = madd_pack,
-    .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
-    .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold,
-    .wide = &rn_wide_avx2,
+    .pack_fold = madd_pack_fold, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
+    .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix,
+    .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
 };
 
 const struct rn_kernel_impl *rn_kernels_avx2(void)
@@ -758,9 +782,9 @@ const struct rn_kernel_impl *rn_kernels_avxvnni(void)
     static const struct rn_kernel_impl evex = {
         .name = "avxvnni", .note = "its 256-bit GEMM EVEX-encoded: AVX512-VNNI/VL, no AVX-VNNI",
         .gemm = gemm_avxvnni_evex, .packed_size = rn_dot16_packed_size, .pack = rn_dot16_pack,
-        .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2,
-        .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold,
-        .wide = &rn_wide_avx2,
+        .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
+        .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2,
+        .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
     };
     if (!rn_kernels_avx2()) {
         return NULL;

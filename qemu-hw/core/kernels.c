@@ -508,6 +508,17 @@ void rn_gemm_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
     impl()->pack(w, nout_pad, kp, packed);
 }
 
+bool rn_gemm_pack_fold(const int8_t *w, size_t nout_pad, size_t kp, size_t kreal, int32_t ow_op,
+                       int8_t *packed)
+{
+    const struct rn_kernel_impl *k = impl();
+    if (!k->pack_fold) {
+        return false;
+    }
+    k->pack_fold(w, nout_pad, kp, kreal, ow_op, packed);
+    return true;
+}
+
 void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n)
 {
     impl()->dw(src, w, acc, sum, n);

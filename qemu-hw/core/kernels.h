@@ -28,6 +28,15 @@ size_t rn_gemm_packed_size(size_t nout_pad, size_t kp);
 /* Lay the weight rows w[o][i] out in the order the GEMM of this host reads them. */
 void rn_gemm_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed);
 
+/*
+ * rn_gemm_pack with CPEND folded in, where this host's GEMM multiplies int16 weights (AVX2): each
+ * row's first kreal weights become w + ow_op, so the GEMM's sum over a patch row of (input + 128)
+ * is acc + ow_op * wsum + 128 * (sum of the row's folded weights). |ow_op| <= 32640. False (and
+ * nothing written) where the path's weights stay int8: use rn_gemm_pack and the window sums.
+ */
+bool rn_gemm_pack_fold(const int8_t *w, size_t nout_pad, size_t kp, size_t kreal, int32_t ow_op,
+                       int8_t *packed);
+
 /* Depthwise tap: acc[c] += (src[c] - 128) * w[c]; sum[c] += src[c] - 128, for c < n. */
 void rn_dw_tap(const uint8_t *src, const int8_t *w, int32_t *acc, int32_t *sum, size_t n);
 

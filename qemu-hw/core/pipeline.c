@@ -435,8 +435,8 @@ static void dpu_setup(struct dpu_ctx *k, const struct rn_conv *d, const int32_t 
         uint64_t b = bias_buf[o] < 0 ? (uint64_t)-(int64_t)bias_buf[o] : (uint64_t)bias_buf[o];
         bmax = b > bmax ? b : bmax;
     }
-    k->f.fits32 = !d->raw_acc &&
-                  kk * ((1u << 14) + 128u * (uint64_t)(k->f.ow_op < 0 ? -k->f.ow_op : k->f.ow_op)) + bmax < (1ull << 31);
+    uint64_t ow = (uint64_t)(k->f.ow_op < 0 ? -k->f.ow_op : k->f.ow_op);
+    k->f.fits32 = !d->raw_acc && kk * ((1u << 14) + 128u * ow) + bmax < (1ull << 31);
 }
 
 /*
@@ -477,7 +477,8 @@ struct rows {
     const struct wpack *p;
     const struct dpu_ctx *k;
     const int8_t *ew, *w;          /* w: the GEMM's packed weights */
-    const int16_t *dwf;            /* depthwise weights with CPEND folded in (rn_dw_fold), or NULL */
+    const int16_t *dwf;            /* depthwise weights with CPEND folded in (rn_dw_fold) */
+    const int32_t *wsumf;          /* conv: the folded rows' weight sums (rn_gemm_pack_fold) */
     int8_t *obuf;
     struct rn_core *c;
 };
@@ -549,10 +550,11 @@ static void conv_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
         rn_gemm_u8s8(rows, n, r->w, p->nout_pad, p->kp, acc);
         if (r->k->fast && !r->k->cacc) {   /* the block's DPU in one call */
             size_t surf = (size_t)d->wo * d->ho * 16;
-            for (uint32_t i = 0; i < n; i++) {
-                wins[i] = (int32_t)rn_sum_u8(rows + i * p->kp, taps_ci) - 128 * (int32_t)taps_ci;
+            for (uint32_t i = 0; i < n; i++) {   /* folded: the GEMM's sums hold CPEND */
+                wins[i] = r->wsumf ? 0 : (int32_t)rn_sum_u8(rows + i * p->kp, taps_ci) -
+                                             128 * (int32_t)taps_ci;
             }
-            rn_dpu_conv(&r->k->f, acc, p->nout_pad, p->sum, r->k->bias, wins,
+            rn_dpu_conv(&r->k->f, acc, p->nout_pad, r->wsumf ? r->wsumf : p->sum, r->k->bias, wins,
                         r->ew ? r->ew + p0 * 16 : NULL, surf, r->obuf + p0 * 16, surf,
                         CO16(d) / 16, n);
             continue;
@@ -635,8 +637,21 @@ static void compute_rows(struct rn_core *c, const struct rn_conv *d, const struc
             out->error |= RN_ERR_DMA_READ;
             return;
         }
-        rn_gemm_pack(p->w, p->nout_pad, p->kp, w);
         r.w = w;
+        size_t kreal = (size_t)d->kh * d->kw * d->ci;
+        int32_t *wsumf = NULL;
+        if (k->fast && k->f.fits32 && !k->cacc && k->f.ow_op >= -32640 && k->f.ow_op <= 32639) {
+            wsumf = rn_scratch(c, RN_BUF_FOLD, p->nout_pad * sizeof(int32_t));
+        }
+        /* CPEND in the weights: no window sums; fits32 keeps acc + ow_op * wsum exact in int32 */
+        if (wsumf && rn_gemm_pack_fold(p->w, p->nout_pad, p->kp, kreal, k->f.ow_op, w)) {
+            for (size_t o = 0; o < p->nout_pad; o++) {
+                wsumf[o] = p->sum[o] + k->f.ow_op * (int32_t)kreal;
+            }
+            r.wsumf = wsumf;
+        } else {
+            rn_gemm_pack(p->w, p->nout_pad, p->kp, w);
+        }
     } else if (k->fast && k->f.fits32 && !k->cacc && rn_dw_fold_available() &&
                k->f.ow_op >= -32640 && k->f.ow_op <= 32639) {
         /* w + ow_op fits int16; fits32: acc + ow_op * wsum, the one sum it gives, is exact */

@@ -98,7 +98,56 @@ static void test_gemm(const struct rn_kernel_impl *k)
         }
     }
     bad += gemm_case(k, 5, 20, 2060, 1);   /* the largest sums of products */
+    bad += gemm_case(k, 70, 36, 300, 0);   /* more pixels than one block of the AVX2 GEMM */
+    bad += gemm_case(k, 131, 16, 20, 0);
     report(k, "gemm", bad);
+}
+
+/* rn_gemm_pack_fold: weights w + ow before kreal, w (0) past it; any bytes in the rows */
+static unsigned gemm_fold_case(const struct rn_kernel_impl *k, size_t npix, size_t no,
+                               size_t kp, size_t kreal, int32_t ow)
+{
+    unsigned bad = 0;
+    uint8_t *a = xmalloc(npix * kp);
+    int8_t *w = xmalloc(no * kp), *pk = xmalloc(k->packed_size(no, kp));
+    int32_t *acc = xmalloc(npix * no * sizeof(int32_t));
+    for (size_t i = 0; i < npix * kp; i++) {
+        a[i] = (uint8_t)rnd();
+    }
+    for (size_t i = 0; i < no * kp; i++) {
+        w[i] = i % kp < kreal ? (int8_t)rnd() : 0;
+    }
+    k->pack_fold(w, no, kp, kreal, ow, pk);
+    k->gemm(a, npix, pk, no, kp, acc);
+    for (size_t p = 0; p < npix; p++) {
+        for (size_t o = 0; o < no; o++) {
+            uint32_t want = 0;   /* modulo 2^32, as the GEMM's int32 sums */
+            for (size_t i = 0; i < kreal; i++) {
+                want += (uint32_t)(a[p * kp + i] * (w[o * kp + i] + ow));
+            }
+            CHECK(acc[p * no + o] == (int32_t)want, "gemm fold npix %zu nout %zu kp %zu kreal "
+                  "%zu ow %d: [%zu][%zu]", npix, no, kp, kreal, ow, p, o);
+        }
+    }
+    free(a), free(w), free(pk), free(acc);
+    return bad;
+}
+
+static void test_gemm_fold(const struct rn_kernel_impl *k)
+{
+    unsigned bad = 0;
+    if (!k->pack_fold) {
+        return;
+    }
+    for (int round = 0; round < 200; round++) {
+        size_t kp = 4 * (1 + rnd() % (round % 10 ? 40 : 300)), kreal = kp - rnd() % 4;
+        int32_t ow = round % 3 ? (int32_t)(rnd() % 81) - 40 : (int32_t)(rnd() % 65281) - 32640;
+        if (round % 20 == 0) {
+            ow = round % 40 ? 32639 : -32640;
+        }
+        bad += gemm_fold_case(k, 1 + rnd() % 70, 4 * (1 + rnd() % 20), kp, kreal, ow);
+    }
+    report(k, "gemm, CPEND folded", bad);
 }
 
 /*
@@ -245,7 +294,8 @@ static void test_dw_fold(const struct rn_kernel_impl *k)
                 if (c < n) {
                     int64_t m = 0, sum = 0;
                     for (size_t t = 0; t < taps; t++) {
-                        int32_t x = (int32_t)src[p * sx * ci + t / kw * row + t % kw * ci + c] - 128;
+                        size_t at = p * sx * ci + t / kw * row + t % kw * ci + c;
+                        int32_t x = (int32_t)src[at] - 128;
                         m += (int64_t)x * w[t * ci + c];
                         sum += x;
                     }
@@ -298,7 +348,10 @@ static int32_t within(int64_t m)
     switch (rnd() % 4) {
     case 0: return (int32_t)m;
     case 1: return (int32_t)-m;
-    default: return (int32_t)((int64_t)(((uint64_t)rnd() << 32 | rnd()) % (uint64_t)(2 * m + 1)) - m);
+    default: {
+        uint64_t r = (uint64_t)rnd() << 32 | rnd();
+        return (int32_t)((int64_t)(r % (uint64_t)(2 * m + 1)) - m);
+    }
     }
 }
 
@@ -580,6 +633,7 @@ int main(int argc, char **argv)
             printf("# %s: %s\n", name, k->note);
         }
         test_gemm(k);
+        test_gemm_fold(k);
         test_wgemm(k);
         test_dw(k);
         test_dw_fold(k);
