@@ -561,8 +561,9 @@ static bool int_path(const struct rn_dpu_fast *f)
 
 struct dpu_i {
     __m256i osc, half1, one, ooff, ow, tmask, thalf;
+    __m256i vmin, vmax, osc32, half32;   /* the narrow form (dpu_i_setup) */
     __m128i sh, tsh;
-    bool tr, up;
+    bool tr, up, narrow;
 };
 
 AVX2_INLINE void dpu_i_setup(struct dpu_i *k, const struct rn_dpu_fast *f)
@@ -578,6 +579,19 @@ AVX2_INLINE void dpu_i_setup(struct dpu_i *k, const struct rn_dpu_fast *f)
     k->tsh = _mm_cvtsi32_si128((int)f->trunc);
     k->tmask = _mm256_set1_epi32((int32_t)((1u << f->trunc) - 1));
     k->thalf = _mm256_set1_epi32(f->trunc ? (int32_t)(1u << (f->trunc - 1)) : 0);
+    /*
+     * Narrow form: beyond |v| = V the output is saturated whatever v is (it is monotone in v),
+     * so v clamps to [-V, V]; where V * |out_scale| + 2^out_shift < 2^31 the product and its
+     * rounding then fit int32 lanes, 8 at a time instead of 4 in int64.
+     */
+    int64_t sc = f->out_scale < 0 ? -(int64_t)f->out_scale : f->out_scale;
+    int64_t lim = ((128 + (int64_t)(f->out_offset < 0 ? -(int64_t)f->out_offset : f->out_offset))
+                   << f->out_shift), v = sc ? lim / sc + 2 : 0;
+    k->narrow = v * sc + (INT64_C(1) << f->out_shift) < (INT64_C(1) << 31);
+    k->vmin = _mm256_set1_epi32((int32_t)(k->narrow ? -v : 0));
+    k->vmax = _mm256_set1_epi32((int32_t)(k->narrow ? v : 0));
+    k->osc32 = _mm256_set1_epi32(f->out_scale);
+    k->half32 = _mm256_set1_epi32((int32_t)((INT64_C(1) << (f->out_shift - 1)) - 1));
 }
 
 /*
@@ -602,8 +616,15 @@ AVX2_INLINE __m256i rne64(const struct dpu_i *k, __m256i y)
 }
 
 /* 8 lanes: out_offset + RNE((v * out_scale) >> out_shift), before the saturation */
-AVX2_INLINE __m256i dpu8_i(const struct dpu_i *k, __m256i v)
+AVX2_INLINE __m256i dpu8_i(const struct dpu_i *k, bool narrow, __m256i v)
 {
+    if (narrow) {
+        __m256i y = _mm256_mullo_epi32(_mm256_min_epi32(_mm256_max_epi32(v, k->vmin), k->vmax),
+                                       k->osc32);
+        __m256i bit = _mm256_and_si256(_mm256_sra_epi32(y, k->sh), _mm256_set1_epi32(1));
+        __m256i q = _mm256_sra_epi32(_mm256_add_epi32(_mm256_add_epi32(y, k->half32), bit), k->sh);
+        return _mm256_add_epi32(q, k->ooff);
+    }
     __m256i ev = rne64(k, _mm256_mul_epi32(v, k->osc));
     __m256i od = rne64(k, _mm256_mul_epi32(_mm256_srli_epi64(v, 32), k->osc));
     return _mm256_add_epi32(_mm256_blend_epi32(ev, _mm256_slli_epi64(od, 32), 0xAA), k->ooff);
@@ -621,19 +642,56 @@ AVX2_INLINE __m256i ld8(const int32_t *p)
     return _mm256_loadu_si256((const __m256i *)p);
 }
 
+/* One atom's 16 lanes from their int32 sums: CLIP_TRUNCATE, bias, OUT_CVT, saturation. */
+AVX2_INLINE __m128i atom_i(const struct dpu_i *k, bool tr, bool narrow, __m256i x0, __m256i x1,
+                           const int32_t *bias)
+{
+    __m256i v0 = _mm256_add_epi32(tr ? trunc8(k, x0) : x0, ld8(bias));
+    __m256i v1 = _mm256_add_epi32(tr ? trunc8(k, x1) : x1, ld8(bias + 8));
+    return sat16(dpu8_i(k, narrow, v0), dpu8_i(k, narrow, v1));
+}
+
+AVX2_INLINE void atoms_i(const struct dpu_i *k, bool tr, bool narrow, const int32_t *acc,
+                         const int32_t *bias, const int32_t *wsum, int8_t *out, size_t os,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, out += os) {
+        __m256i x0 = _mm256_add_epi32(ld8(acc), _mm256_mullo_epi32(k->ow, ld8(wsum)));
+        __m256i x1 = _mm256_add_epi32(ld8(acc + 8), _mm256_mullo_epi32(k->ow, ld8(wsum + 8)));
+        _mm_storeu_si128((__m128i *)out, atom_i(k, tr, narrow, x0, x1, bias));
+    }
+}
+
 AVX2 static void dpu_atoms_i(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                              const int32_t *wsum, int8_t *out, size_t os, size_t n)
 {
     struct dpu_i k;
     dpu_i_setup(&k, f);
-    for (size_t i = 0; i < n; i++, acc += 16, bias += 16, wsum += 16, out += os) {
-        __m256i v[2];
-        for (size_t h = 0; h < 2; h++) {
-            __m256i x = _mm256_add_epi32(ld8(acc + 8 * h),
-                                         _mm256_mullo_epi32(k.ow, ld8(wsum + 8 * h)));
-            v[h] = _mm256_add_epi32(k.tr ? trunc8(&k, x) : x, ld8(bias + 8 * h));
+    if (k.narrow) {   /* each form a loop of its own: the choice is per task */
+        atoms_i(&k, k.tr, true, acc, bias, wsum, out, os, n);
+    } else {
+        atoms_i(&k, k.tr, false, acc, bias, wsum, out, os, n);
+    }
+}
+
+/* exact in int32 by fits32; the weight sums undo the inputs' + 128 */
+AVX2_INLINE void conv_i(const struct dpu_i *k, bool tr, bool narrow, int32_t ow,
+                        const int32_t *acc, size_t acc_stride, const int32_t *wsum_w,
+                        const int32_t *bias, const int32_t *s, int8_t *out, size_t os,
+                        size_t natoms, size_t npix)
+{
+    for (size_t i = 0; i < npix; i++) {
+        __m256i ows = _mm256_set1_epi32((int32_t)((int64_t)ow * s[i]));
+        const int32_t *a = acc + i * acc_stride;
+        for (size_t j = 0; j < natoms; j++) {
+            size_t o = 16 * j;
+            __m256i x0 = _mm256_sub_epi32(ld8(a + o), _mm256_slli_epi32(ld8(wsum_w + o), 7));
+            __m256i x1 = _mm256_sub_epi32(ld8(a + o + 8),
+                                          _mm256_slli_epi32(ld8(wsum_w + o + 8), 7));
+            _mm_storeu_si128((__m128i *)(out + j * os + i * 16),
+                             atom_i(k, tr, narrow, _mm256_add_epi32(x0, ows),
+                                    _mm256_add_epi32(x1, ows), bias + o));
         }
-        _mm_storeu_si128((__m128i *)out, sat16(dpu8_i(&k, v[0]), dpu8_i(&k, v[1])));
     }
 }
 
@@ -646,21 +704,14 @@ AVX2 bool rn_avx2_dpu_conv_i(const struct rn_dpu_fast *f, const int32_t *acc, si
     }
     struct dpu_i k;
     dpu_i_setup(&k, f);
-    for (size_t i = 0; i < npix; i++) {
-        /* exact in int32 by fits32; the weight sums undo the inputs' + 128 */
-        __m256i ows = _mm256_set1_epi32((int32_t)((int64_t)f->ow_op * s[i]));
-        const int32_t *a = acc + i * acc_stride;
-        for (size_t j = 0; j < natoms; j++) {
-            __m256i v[2];
-            for (size_t h = 0; h < 2; h++) {
-                size_t o = 16 * j + 8 * h;
-                __m256i x = _mm256_sub_epi32(ld8(a + o), _mm256_slli_epi32(ld8(wsum_w + o), 7));
-                x = _mm256_add_epi32(x, ows);
-                v[h] = _mm256_add_epi32(k.tr ? trunc8(&k, x) : x, ld8(bias + o));
-            }
-            _mm_storeu_si128((__m128i *)(out + j * os + i * 16),
-                             sat16(dpu8_i(&k, v[0]), dpu8_i(&k, v[1])));
-        }
+    if (k.narrow && !k.tr) {   /* the two forms Mesa's programs take get loops of their own */
+        conv_i(&k, false, true, f->ow_op, acc, acc_stride, wsum_w, bias, s, out, os, natoms, npix);
+    } else if (!k.narrow && !k.tr) {
+        conv_i(&k, false, false, f->ow_op, acc, acc_stride, wsum_w, bias, s, out, os, natoms,
+               npix);
+    } else {
+        conv_i(&k, true, k.narrow, f->ow_op, acc, acc_stride, wsum_w, bias, s, out, os, natoms,
+               npix);
     }
     return true;
 }
