@@ -55,7 +55,9 @@ static size_t mlal_packed_size(size_t nout_pad, size_t kp)
     return (nout_pad + 7) / 8 * 8 * kp * sizeof(int16_t);
 }
 
-static void mlal_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+/* the int16 weights, ow added to each row's first kreal (rn_gemm_pack_fold) */
+static void mlal_pack_fold(const int8_t *w, size_t nout_pad, size_t kp, size_t kreal, int32_t ow,
+                           int8_t *packed)
 {
     size_t nob = (nout_pad + 7) / 8;
     for (size_t ob = 0; ob < nob; ob++) {
@@ -63,11 +65,16 @@ static void mlal_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packe
             int16_t v[8];
             for (size_t l = 0; l < 8; l++) {
                 size_t o = ob * 8 + l;
-                v[l] = o < nout_pad ? w[o * kp + k] : 0;
+                v[l] = o < nout_pad ? (int16_t)(w[o * kp + k] + (k < kreal ? ow : 0)) : 0;
             }
             memcpy(packed + (ob * kp + k) * 16, v, 16);
         }
     }
+}
+
+static void mlal_pack(const int8_t *w, size_t nout_pad, size_t kp, int8_t *packed)
+{
+    mlal_pack_fold(w, nout_pad, kp, 0, 0, packed);
 }
 
 /* 8 input bytes (n of them, the rest 0) as int16 */
@@ -479,6 +486,157 @@ static void dpu_neon(const struct rn_dpu_fast *f, const int32_t *acc, const int3
     }
 }
 
+/* ---- the DPU fast path's narrow form in int32 lanes (rn_dpu_int_plan), for conv blocks ---- */
+
+struct dpu_n {
+    int32x4_t ow, vmin, vmax, osc, half1, nsh, ooff, tmask, thalf, ntsh;
+    bool tr, up;
+};
+
+/* CLIP_TRUNCATE of exact int32 x, trunc 1..30 (kernels-x86.c trunc8) */
+INLINE int32x4_t trunc4(const struct dpu_n *k, int32x4_t x)
+{
+    int32x4_t q = vshlq_s32(x, k->ntsh), r = vandq_s32(x, k->tmask);
+    uint32x4_t gt = vcgtq_s32(r, k->thalf), eq = vceqq_s32(r, k->thalf);
+    uint32x4_t tie = k->up ? eq : vandq_u32(eq, vtstq_s32(q, vdupq_n_s32(1)));
+    return vsubq_s32(q, vreinterpretq_s32_u32(vorrq_u32(gt, tie)));   /* masks are -1 */
+}
+
+/* bias + truncation, clamp to [-V, V], out_offset + RNE(v * out_scale >> out_shift) */
+INLINE int32x4_t dpu4_n(const struct dpu_n *k, int32x4_t x, const int32_t *bias)
+{
+    int32x4_t v = vaddq_s32(k->tr ? trunc4(k, x) : x, vld1q_s32(bias));
+    int32x4_t y = vmulq_s32(vminq_s32(vmaxq_s32(v, k->vmin), k->vmax), k->osc);
+    int32x4_t bit = vandq_s32(vshlq_s32(y, k->nsh), vdupq_n_s32(1));
+    return vaddq_s32(vshlq_s32(vaddq_s32(vaddq_s32(y, k->half1), bit), k->nsh), k->ooff);
+}
+
+static bool dpu_n_setup(struct dpu_n *k, const struct rn_dpu_fast *f)
+{
+    struct rn_dpu_int p;
+    if (!rn_dpu_int_plan(f, &p) || !p.narrow) {
+        return false;
+    }
+    k->ow = vdupq_n_s32(f->ow_op);
+    k->vmin = vdupq_n_s32(-p.v);
+    k->vmax = vdupq_n_s32(p.v);
+    k->osc = vdupq_n_s32(f->out_scale);
+    k->half1 = vdupq_n_s32((int32_t)((INT64_C(1) << (f->out_shift - 1)) - 1));
+    k->nsh = vdupq_n_s32(-(int32_t)f->out_shift);   /* SSHL by a negative count: >> */
+    k->ooff = vdupq_n_s32(f->out_offset);
+    k->tr = f->trunc != 0;
+    k->up = f->trunc_half_up;
+    k->tmask = vdupq_n_s32((int32_t)((1u << f->trunc) - 1));
+    k->thalf = vdupq_n_s32(f->trunc ? (int32_t)(1u << (f->trunc - 1)) : 0);
+    k->ntsh = vdupq_n_s32(-(int32_t)f->trunc);
+    return true;
+}
+
+/* every NEON table's dpu entry is dpu_neon */
+static const struct rn_kernel_impl *neon_table(void)
+{
+    return rn_kernels_neon();
+}
+
+/* rn_dpu_conv: the narrow form where the plan allows it, else a pixel at a time on dpu_neon */
+static void dpu_conv_neon(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+                          const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
+                          const int8_t *e, size_t es, int8_t *out, size_t os, size_t natoms,
+                          size_t npix)
+{
+    struct dpu_n k;
+    if (!dpu_n_setup(&k, f)) {
+        rn_dpu_conv_by_atoms(neon_table(), f, acc, acc_stride, wsum_w, bias, s, e, es, out, os,
+                             natoms, npix);
+        return;
+    }
+    for (size_t i = 0; i < npix; i++) {
+        int32x4_t ows = vdupq_n_s32((int32_t)((int64_t)f->ow_op * s[i]));   /* fits32 */
+        const int32_t *a = acc + i * acc_stride;
+        for (size_t j = 0; j < natoms; j++) {
+            int16x4_t h[4];
+            for (int q = 0; q < 4; q++) {
+                size_t o = 16 * j + 4 * q;
+                int32x4_t x = vsubq_s32(vld1q_s32(a + o), vshlq_n_s32(vld1q_s32(wsum_w + o), 7));
+                h[q] = vqmovn_s32(dpu4_n(&k, vaddq_s32(x, ows), bias + o));
+            }
+            /* saturating narrows: int16, then int8, is the rule's clamp to [-128, 127] */
+            vst1q_s8(out + j * os + i * 16,
+                     vcombine_s8(vqmovn_s16(vcombine_s16(h[0], h[1])),
+                                 vqmovn_s16(vcombine_s16(h[2], h[3]))));
+        }
+    }
+}
+
+/* ---- depthwise with CPEND folded in (rn_dw_fold) ---- */
+
+/* One pixel's 16 channels of a tap pair: the inputs widened, times the pair's folded weights */
+INLINE void fold_px_neon(const uint8_t *s, size_t o0, size_t o1, bool two, int16x8x2_t wl,
+                         int16x8x2_t wh, int32x4_t a[4])
+{
+    uint8x16_t x0 = vld1q_u8(s + o0), x1 = two ? vld1q_u8(s + o1) : vdupq_n_u8(0);
+    int16x8_t l0 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x0)));
+    int16x8_t h0 = vreinterpretq_s16_u16(vmovl_high_u8(x0));
+    int16x8_t l1 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x1)));
+    int16x8_t h1 = vreinterpretq_s16_u16(vmovl_high_u8(x1));
+    a[0] = vmlal_s16(vmlal_s16(a[0], vget_low_s16(l0), vget_low_s16(wl.val[0])),
+                     vget_low_s16(l1), vget_low_s16(wl.val[1]));
+    a[1] = vmlal_high_s16(vmlal_high_s16(a[1], l0, wl.val[0]), l1, wl.val[1]);
+    a[2] = vmlal_s16(vmlal_s16(a[2], vget_low_s16(h0), vget_low_s16(wh.val[0])),
+                     vget_low_s16(h1), vget_low_s16(wh.val[1]));
+    a[3] = vmlal_high_s16(vmlal_high_s16(a[3], h0, wh.val[0]), h1, wh.val[1]);
+}
+
+/*
+ * rn_dw_fold: a tap pair's folded weights deinterleave (LD2) into the two taps' 8 channels, so
+ * each pixel's widened inputs multiply-accumulate into int32 (SMLAL), 2 pixels at a time.
+ */
+static void dw_fold_neon(const uint8_t *src, size_t step, size_t row, size_t col, uint32_t kh,
+                         uint32_t kw, const int16_t *packed, int32_t *acc, size_t astride,
+                         size_t n, size_t npix)
+{
+    size_t taps = (size_t)kh * kw, pairs = RN_DW_FOLD_PAIRS(taps), groups = (n + 15) / 16;
+    const int32_t *corr = (const int32_t *)(const void *)(packed + groups * pairs * 32);
+    size_t off[1024], c = 0;   /* kh, kw <= 32 */
+    for (size_t t = 0; t < taps && t < 1024; t++) {
+        off[t] = t / kw * row + t % kw * col;
+    }
+    for (; c + 16 <= n; c += 16) {
+        const int16_t *wg = packed + c / 16 * pairs * 32;
+        for (size_t p = 0; p < npix; p += 2) {
+            bool two_px = p + 1 < npix;
+            const uint8_t *s0 = src + p * step + c, *s1 = two_px ? s0 + step : s0;
+            int32x4_t a0[4], a1[4];
+            for (int q = 0; q < 4; q++) {
+                a0[q] = a1[q] = vld1q_s32(corr + c + 4 * q);
+            }
+            for (size_t t = 0; t < taps; t += 2) {
+                bool two = t + 1 < taps;
+                int16x8x2_t wl = vld2q_s16(wg + t * 16), wh = vld2q_s16(wg + t * 16 + 16);
+                size_t o1 = two ? off[t + 1] : 0;
+                fold_px_neon(s0, off[t], o1, two, wl, wh, a0);
+                fold_px_neon(s1, off[t], o1, two, wl, wh, a1);
+            }
+            for (int q = 0; q < 4; q++) {
+                vst1q_s32(acc + p * astride + c + 4 * q, a0[q]);
+                if (two_px) {
+                    vst1q_s32(acc + (p + 1) * astride + c + 4 * q, a1[q]);
+                }
+            }
+        }
+    }
+    for (; c < n; c++) {   /* the last channels, one at a time: no load past the tile */
+        const int16_t *wg = packed + c / 16 * pairs * 32 + 2 * (c % 16);
+        for (size_t p = 0; p < npix; p++) {
+            uint32_t a = (uint32_t)corr[c];
+            for (size_t t = 0; t < taps; t++) {
+                a += (uint32_t)(src[p * step + off[t] + c] * wg[t / 2 * 32 + t % 2]);
+            }
+            acc[p * astride + c] = (int32_t)a;
+        }
+    }
+}
+
 /* ---- a conv pixel's sums for the DPU ---- */
 
 static void fix_neon(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_t n, int32_t s,
@@ -504,7 +662,8 @@ static void fix_neon(const int32_t *acc, const int32_t *wsum_w, size_t nk, size_
 
 #define NEON_COMMON                                                                           \
     .dw = dw_neon, .dw_pixel = dw_pixel_neon, .sum = sum_neon, .ssum = ssum_neon,            \
-    .dpu = dpu_neon, .fix = fix_neon, .wide = &rn_wide_neon
+    .dpu = dpu_neon, .fix = fix_neon, .dpu_conv = dpu_conv_neon, .dw_fold = dw_fold_neon,    \
+    .wide = &rn_wide_neon
 
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1ul << 20)
@@ -536,7 +695,7 @@ const struct rn_kernel_impl *rn_kernels_neon(void)
 {
     static const struct rn_kernel_impl neon = {
         .name = "neon", .gemm = gemm_mlal, .packed_size = mlal_packed_size, .pack = mlal_pack,
-        NEON_COMMON,
+        .pack_fold = mlal_pack_fold, NEON_COMMON,
     };
     return &neon;
 }

@@ -63,6 +63,19 @@ void rn_dpu_conv_by_atoms(const struct rn_kernel_impl *k, const struct rn_dpu_fa
  */
 #define RN_DW_FOLD_PAIRS(taps) (((taps) + 1) / 2)
 
+/*
+ * The DPU fast path in int32 lanes (kernels.c), where f->fits32 makes acc + ow_op * wsum + bias
+ * exact in int32 without a clamp: no EW, CLIP_TRUNCATE <= 30, 16 <= out_shift <= 32, |out_offset|
+ * < 2^30 (false otherwise). narrow: beyond |v| = v the output saturates whatever v is (it is
+ * monotone in v), so v may clamp to [-v, v], where v * |out_scale| + 2^out_shift < 2^31: the
+ * OUT_CVT product and its rounding then fit int32 lanes.
+ */
+struct rn_dpu_int {
+    bool narrow;
+    int32_t v;
+};
+bool rn_dpu_int_plan(const struct rn_dpu_fast *f, struct rn_dpu_int *p);
+
 /* The generic C table (kernels.c); the per-ISA files fall back on its entries. */
 extern const struct rn_kernel_impl rn_kernels_generic;
 

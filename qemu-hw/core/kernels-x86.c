@@ -547,16 +547,15 @@ AVX2_INLINE void dpu_loop(const struct dpu_d *k, bool tr, bool up, bool ew, cons
 /* ---- the DPU fast path in integer lanes, where the task's bound allows it ---- */
 
 /*
- * With f->fits32, acc + ow_op * wsum + bias is exact in int32 and needs no clamp. Without
- * CLIP_TRUNCATE and EW, and with 16 <= out_shift <= 32 and |out_offset| < 2^30, the product
- * v * out_scale (|.| < 2^46) rounds in int64 lanes to |q| <= 2^30 + 1: a logical right shift
- * gets its low 32 bits right (bits osh .. osh + 31 of the two's complement product), q +
- * out_offset fits, and the packs saturate to int8 exactly as the rule clamps.
+ * The plan (rn_dpu_int_plan). The wide form: the product v * out_scale (|.| < 2^46) rounds in
+ * int64 lanes to |q| <= 2^30 + 1, and a logical right shift gets its low 32 bits right (bits
+ * osh .. osh + 31 of the two's complement product); the packs saturate to int8 exactly as the
+ * rule clamps.
  */
 static bool int_path(const struct rn_dpu_fast *f)
 {
-    return f->fits32 && f->trunc <= 30 && !f->ew && f->out_shift >= 16 && f->out_shift <= 32 &&
-           f->out_offset > -(1 << 30) && f->out_offset < (1 << 30);
+    struct rn_dpu_int p;
+    return rn_dpu_int_plan(f, &p);
 }
 
 struct dpu_i {
@@ -579,17 +578,11 @@ AVX2_INLINE void dpu_i_setup(struct dpu_i *k, const struct rn_dpu_fast *f)
     k->tsh = _mm_cvtsi32_si128((int)f->trunc);
     k->tmask = _mm256_set1_epi32((int32_t)((1u << f->trunc) - 1));
     k->thalf = _mm256_set1_epi32(f->trunc ? (int32_t)(1u << (f->trunc - 1)) : 0);
-    /*
-     * Narrow form: beyond |v| = V the output is saturated whatever v is (it is monotone in v),
-     * so v clamps to [-V, V]; where V * |out_scale| + 2^out_shift < 2^31 the product and its
-     * rounding then fit int32 lanes, 8 at a time instead of 4 in int64.
-     */
-    int64_t sc = f->out_scale < 0 ? -(int64_t)f->out_scale : f->out_scale;
-    int64_t lim = ((128 + (int64_t)(f->out_offset < 0 ? -(int64_t)f->out_offset : f->out_offset))
-                   << f->out_shift), v = sc ? lim / sc + 2 : 0;
-    k->narrow = v * sc + (INT64_C(1) << f->out_shift) < (INT64_C(1) << 31);
-    k->vmin = _mm256_set1_epi32((int32_t)(k->narrow ? -v : 0));
-    k->vmax = _mm256_set1_epi32((int32_t)(k->narrow ? v : 0));
+    struct rn_dpu_int p;   /* the narrow form: 8 int32 lanes rather than 4 int64 */
+    rn_dpu_int_plan(f, &p);
+    k->narrow = p.narrow;
+    k->vmin = _mm256_set1_epi32(-p.v);
+    k->vmax = _mm256_set1_epi32(p.v);
     k->osc32 = _mm256_set1_epi32(f->out_scale);
     k->half32 = _mm256_set1_epi32((int32_t)((INT64_C(1) << (f->out_shift - 1)) - 1));
 }

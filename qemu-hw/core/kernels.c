@@ -570,6 +570,23 @@ void rn_dpu_conv(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_str
     }
 }
 
+bool rn_dpu_int_plan(const struct rn_dpu_fast *f, struct rn_dpu_int *p)
+{
+    p->narrow = false;
+    p->v = 0;
+    if (!(f->fits32 && f->trunc <= 30 && !f->ew && f->out_shift >= 16 && f->out_shift <= 32 &&
+          f->out_offset > -(1 << 30) && f->out_offset < (1 << 30))) {
+        return false;
+    }
+    /* |RNE(v * scale >> shift)| >= 128 + |offset| from v on: saturated either way */
+    int64_t sc = f->out_scale < 0 ? -(int64_t)f->out_scale : f->out_scale;
+    int64_t off = f->out_offset < 0 ? -(int64_t)f->out_offset : f->out_offset;
+    int64_t v = sc ? ((128 + off) << f->out_shift) / sc + 2 : 0;
+    p->narrow = v * sc + (INT64_C(1) << f->out_shift) < (INT64_C(1) << 31);
+    p->v = p->narrow ? (int32_t)v : 0;
+    return true;
+}
+
 bool rn_dw_fold_available(void)
 {
     return impl()->dw_fold != NULL;
