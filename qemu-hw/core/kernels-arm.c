@@ -595,12 +595,8 @@ static void dw_fold_neon(const uint8_t *src, size_t step, size_t row, size_t col
                          uint32_t kw, const int16_t *packed, int32_t *acc, size_t astride,
                          size_t n, size_t npix)
 {
-    size_t taps = (size_t)kh * kw, pairs = RN_DW_FOLD_PAIRS(taps), groups = (n + 15) / 16;
-    const int32_t *corr = (const int32_t *)(const void *)(packed + groups * pairs * 32);
-    size_t off[1024], c = 0;   /* kh, kw <= 32 */
-    for (size_t t = 0; t < taps && t < 1024; t++) {
-        off[t] = t / kw * row + t % kw * col;
-    }
+    size_t taps = (size_t)kh * kw, pairs = RN_DW_FOLD_PAIRS(taps), off[1024], c = 0;
+    const int32_t *corr = rn_dw_fold_setup(row, col, kh, kw, packed, n, off);
     for (; c + 16 <= n; c += 16) {
         const int16_t *wg = packed + c / 16 * pairs * 32;
         for (size_t p = 0; p < npix; p += 2) {
@@ -625,16 +621,7 @@ static void dw_fold_neon(const uint8_t *src, size_t step, size_t row, size_t col
             }
         }
     }
-    for (; c < n; c++) {   /* the last channels, one at a time: no load past the tile */
-        const int16_t *wg = packed + c / 16 * pairs * 32 + 2 * (c % 16);
-        for (size_t p = 0; p < npix; p++) {
-            uint32_t a = (uint32_t)corr[c];
-            for (size_t t = 0; t < taps; t++) {
-                a += (uint32_t)(src[p * step + off[t] + c] * wg[t / 2 * 32 + t % 2]);
-            }
-            acc[p * astride + c] = (int32_t)a;
-        }
-    }
+    rn_dw_fold_tail(src, step, off, taps, packed, corr, acc, astride, c, n, npix);
 }
 
 /* ---- a conv pixel's sums for the DPU ---- */

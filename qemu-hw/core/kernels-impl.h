@@ -76,6 +76,17 @@ struct rn_dpu_int {
 };
 bool rn_dpu_int_plan(const struct rn_dpu_fast *f, struct rn_dpu_int *p);
 
+/*
+ * For the rn_dw_fold kernels (kernels.c): the taps' offsets (off[taps], kh, kw <= 32) and the
+ * correction row after the packed weights; rn_dw_fold_tail: channels c0 .. n one at a time
+ * (no load past the tile, as 16-channel vectors would make).
+ */
+const int32_t *rn_dw_fold_setup(size_t row, size_t col, uint32_t kh, uint32_t kw,
+                                const int16_t *packed, size_t n, size_t *off);
+void rn_dw_fold_tail(const uint8_t *src, size_t step, const size_t *off, size_t taps,
+                     const int16_t *packed, const int32_t *corr, int32_t *acc, size_t astride,
+                     size_t c0, size_t n, size_t npix);
+
 /* The generic C table (kernels.c); the per-ISA files fall back on its entries. */
 extern const struct rn_kernel_impl rn_kernels_generic;
 

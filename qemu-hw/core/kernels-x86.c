@@ -403,12 +403,8 @@ AVX2 void rn_avx2_dw_fold(const uint8_t *src, size_t step, size_t row, size_t co
                           uint32_t kw, const int16_t *packed, int32_t *acc, size_t astride,
                           size_t n, size_t npix)
 {
-    size_t taps = (size_t)kh * kw, pairs = RN_DW_FOLD_PAIRS(taps), groups = (n + 15) / 16;
-    const int32_t *corr = (const int32_t *)(const void *)(packed + groups * pairs * 32);
-    size_t off[1024], c = 0;   /* kh, kw <= 32 */
-    for (size_t t = 0; t < taps && t < 1024; t++) {
-        off[t] = t / kw * row + t % kw * col;
-    }
+    size_t taps = (size_t)kh * kw, pairs = RN_DW_FOLD_PAIRS(taps), off[1024], c = 0;
+    const int32_t *corr = rn_dw_fold_setup(row, col, kh, kw, packed, n, off);
     for (; c + 16 <= n; c += 16) {
         const int16_t *wg = packed + c / 16 * pairs * 32;
         __m256i k0 = _mm256_loadu_si256((const __m256i *)(corr + c));
@@ -423,17 +419,7 @@ AVX2 void rn_avx2_dw_fold(const uint8_t *src, size_t step, size_t row, size_t co
                        acc + p * astride + c, astride);
         }
     }
-    for (; c < n; c++) {   /* the last channels, one at a time: no load past the tile */
-        const int16_t *wg = packed + c / 16 * pairs * 32 + 2 * (c % 16);
-        for (size_t p = 0; p < npix; p++) {
-            int32_t a = corr[c];
-            for (size_t t = 0; t < taps; t++) {
-                a = (int32_t)((uint32_t)a + (uint32_t)(src[p * step + off[t] + c] *
-                                                       wg[t / 2 * 32 + t % 2]));
-            }
-            acc[p * astride + c] = a;
-        }
-    }
+    rn_dw_fold_tail(src, step, off, taps, packed, corr, acc, astride, c, n, npix);
 }
 
 AVX2 uint32_t rn_avx2_sum(const uint8_t *p, size_t n)

@@ -616,6 +616,33 @@ void rn_dw_fold_pack(const int8_t *w, size_t wstride, size_t taps, size_t n, int
     }
 }
 
+const int32_t *rn_dw_fold_setup(size_t row, size_t col, uint32_t kh, uint32_t kw,
+                                const int16_t *packed, size_t n, size_t *off)
+{
+    size_t taps = (size_t)kh * kw, groups = (n + 15) / 16;
+    for (size_t t = 0; t < taps; t++) {
+        off[t] = t / kw * row + t % kw * col;
+    }
+    return (const int32_t *)(const void *)(packed + groups * RN_DW_FOLD_PAIRS(taps) * 32);
+}
+
+void rn_dw_fold_tail(const uint8_t *src, size_t step, const size_t *off, size_t taps,
+                     const int16_t *packed, const int32_t *corr, int32_t *acc, size_t astride,
+                     size_t c0, size_t n, size_t npix)
+{
+    size_t pairs = RN_DW_FOLD_PAIRS(taps);
+    for (size_t c = c0; c < n; c++) {
+        const int16_t *wg = packed + c / 16 * pairs * 32 + 2 * (c % 16);
+        for (size_t p = 0; p < npix; p++) {
+            uint32_t a = (uint32_t)corr[c];   /* modulo 2^32, as the vector sums */
+            for (size_t t = 0; t < taps; t++) {
+                a += (uint32_t)(src[p * step + off[t] + c] * wg[t / 2 * 32 + t % 2]);
+            }
+            acc[p * astride + c] = (int32_t)a;
+        }
+    }
+}
+
 void rn_dw_fold(const uint8_t *src, size_t step, size_t row, size_t col, uint32_t kh, uint32_t kw,
                 const int16_t *packed, int32_t *acc, size_t astride, size_t n, size_t npix)
 {
