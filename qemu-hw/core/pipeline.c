@@ -665,12 +665,10 @@ static void compute_rows(struct rn_core *c, const struct rn_conv *d, const struc
         /* w + ow_op fits int16; fits32: acc + ow_op * wsum, the one sum it gives, is exact */
         size_t taps = (size_t)d->kh * d->kw, cc = d->ci < d->co_calc ? d->ci : d->co_calc;
         int16_t *f = rn_scratch(c, RN_BUF_GEMMW, rn_dw_fold_packed_size(taps, cc) * 2);
-        if (!f) {
-            out->error |= RN_ERR_DMA_READ;
-            return;
+        if (f) {   /* else (over the scratch limit) the plain depthwise path */
+            rn_dw_fold_pack(p->w, d->ci, taps, cc, k->f.ow_op, f);
+            r.dwf = f;
         }
-        rn_dw_fold_pack(p->w, d->ci, taps, cc, k->f.ow_op, f);
-        r.dwf = f;
     }
     out->error |= rn_par_rows(c, d->ho, d->dw ? dw_part : conv_part, &r);
 }
