@@ -757,7 +757,8 @@ int cmd_bench(int argc, char **argv)
     double seconds = 0.2;
     int threads = 1;
     GOptionEntry entries[] = {
-        { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "time per layer (default 0.2)", "S" },
+        { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds,
+          "time per layer, its three runs together (default 0.2)", "S" },
         { "build", 0, 0, G_OPTION_ARG_FILENAME, &build,
           "the meson build folder whose rknpu-run to time (default: this program's)", "DIR" },
         { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
@@ -773,6 +774,7 @@ int cmd_bench(int argc, char **argv)
         "Every MobileDet conv/depthwise layer, programmed as Mesa does, through the core\n"
         "(rknpu-run --repeat, one thread unless --threads): per-layer figures; then matmuls of the other\n"
         "precisions, the LUT, an EW op and a PPU pool; last `core-bench: N GMAC/s`.\n"
+        "Each figure is the fastest of three runs (other load only slows one).\n"
         "RKNPU_ISA=avx2 or generic forces a lesser kernel path than the host supports.");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) err = NULL;
