@@ -532,23 +532,14 @@ static bool dpu_n_setup(struct dpu_n *k, const struct rn_dpu_fast *f)
     return true;
 }
 
-/* every NEON table's dpu entry is dpu_neon */
-static const struct rn_kernel_impl *neon_table(void)
-{
-    return rn_kernels_neon();
-}
-
-/* rn_dpu_conv: the narrow form where the plan allows it, else a pixel at a time on dpu_neon */
-static void dpu_conv_neon(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
+/* rn_dpu_conv in the narrow form, where the plan allows it (else false) */
+static bool dpu_conv_neon(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
                           const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
-                          const int8_t *e, size_t es, int8_t *out, size_t os, size_t natoms,
-                          size_t npix)
+                          int8_t *out, size_t os, size_t natoms, size_t npix)
 {
     struct dpu_n k;
     if (!dpu_n_setup(&k, f)) {
-        rn_dpu_conv_by_atoms(neon_table(), f, acc, acc_stride, wsum_w, bias, s, e, es, out, os,
-                             natoms, npix);
-        return;
+        return false;
     }
     for (size_t i = 0; i < npix; i++) {
         int32x4_t ows = vdupq_n_s32((int32_t)((int64_t)f->ow_op * s[i]));   /* fits32 */
@@ -566,6 +557,7 @@ static void dpu_conv_neon(const struct rn_dpu_fast *f, const int32_t *acc, size_
                                  vqmovn_s16(vcombine_s16(h[2], h[3]))));
         }
     }
+    return true;
 }
 
 /* ---- depthwise with CPEND folded in (rn_dw_fold) ---- */

@@ -43,12 +43,18 @@ struct rn_kernel_impl {
     /* rn_dw_fold, or NULL (the pipeline keeps rn_dw_pixel and the per-pixel DPU) */
     void (*dw_fold)(const uint8_t *, size_t, size_t, size_t, uint32_t, uint32_t, const int16_t *,
                     int32_t *, size_t, size_t, size_t);
-    /* rn_dpu_conv, or NULL: rn_dpu_conv_by_atoms on this table's dpu */
-    void (*dpu_conv)(const struct rn_dpu_fast *, const int32_t *, size_t, const int32_t *,
-                     const int32_t *, const int32_t *, const int8_t *, size_t, int8_t *, size_t,
-                     size_t, size_t);
+    /* rn_dpu_conv in integer lanes, false (nothing written) where the task does not allow it
+     * (rn_dpu_int_plan); NULL: never. Otherwise rn_dpu_conv_by_atoms on this table's dpu. */
+    bool (*dpu_conv)(const struct rn_dpu_fast *, const int32_t *, size_t, const int32_t *,
+                     const int32_t *, const int32_t *, int8_t *, size_t, size_t, size_t);
     const struct rn_wide_impl *wide;   /* rn_wgemm and its packing */
 };
+
+/* rn_dpu_conv on table k: its dpu_conv, else (or where that declines) rn_dpu_conv_by_atoms. */
+void rn_dpu_conv_on(const struct rn_kernel_impl *k, const struct rn_dpu_fast *f,
+                    const int32_t *acc, size_t acc_stride, const int32_t *wsum_w,
+                    const int32_t *bias, const int32_t *s, const int8_t *e, size_t e_stride,
+                    int8_t *out, size_t out_stride, size_t natoms, size_t npix);
 
 /* rn_dpu_conv through a table's dpu entry, a pixel and up to 16 atoms at a time (kernels.c). */
 void rn_dpu_conv_by_atoms(const struct rn_kernel_impl *k, const struct rn_dpu_fast *f,

@@ -533,17 +533,11 @@ AVX2_INLINE void dpu_loop(const struct dpu_d *k, bool tr, bool up, bool ew, cons
 /* ---- the DPU fast path in integer lanes, where the task's bound allows it ---- */
 
 /*
- * The plan (rn_dpu_int_plan). The wide form: the product v * out_scale (|.| < 2^46) rounds in
+ * Where rn_dpu_int_plan allows. The wide form: the product v * out_scale (|.| < 2^46) rounds in
  * int64 lanes to |q| <= 2^30 + 1, and a logical right shift gets its low 32 bits right (bits
  * osh .. osh + 31 of the two's complement product); the packs saturate to int8 exactly as the
  * rule clamps.
  */
-static bool int_path(const struct rn_dpu_fast *f)
-{
-    struct rn_dpu_int p;
-    return rn_dpu_int_plan(f, &p);
-}
-
 struct dpu_i {
     __m256i osc, half1, one, ooff, ow, tmask, thalf;
     __m256i vmin, vmax, osc32, half32;   /* the narrow form (dpu_i_setup) */
@@ -551,8 +545,13 @@ struct dpu_i {
     bool tr, up, narrow;
 };
 
-AVX2_INLINE void dpu_i_setup(struct dpu_i *k, const struct rn_dpu_fast *f)
+/* false (k unset) where the plan refuses the task */
+AVX2_INLINE bool dpu_i_setup(struct dpu_i *k, const struct rn_dpu_fast *f)
 {
+    struct rn_dpu_int p;   /* the narrow form: 8 int32 lanes rather than 4 int64 */
+    if (!rn_dpu_int_plan(f, &p)) {
+        return false;
+    }
     k->osc = _mm256_set1_epi64x(f->out_scale);
     k->half1 = _mm256_set1_epi64x(((int64_t)1 << (f->out_shift - 1)) - 1);
     k->one = _mm256_set1_epi64x(1);
@@ -564,13 +563,12 @@ AVX2_INLINE void dpu_i_setup(struct dpu_i *k, const struct rn_dpu_fast *f)
     k->tsh = _mm_cvtsi32_si128((int)f->trunc);
     k->tmask = _mm256_set1_epi32((int32_t)((1u << f->trunc) - 1));
     k->thalf = _mm256_set1_epi32(f->trunc ? (int32_t)(1u << (f->trunc - 1)) : 0);
-    struct rn_dpu_int p;   /* the narrow form: 8 int32 lanes rather than 4 int64 */
-    rn_dpu_int_plan(f, &p);
     k->narrow = p.narrow;
     k->vmin = _mm256_set1_epi32(-p.v);
     k->vmax = _mm256_set1_epi32(p.v);
     k->osc32 = _mm256_set1_epi32(f->out_scale);
     k->half32 = _mm256_set1_epi32((int32_t)((INT64_C(1) << (f->out_shift - 1)) - 1));
+    return true;
 }
 
 /*
@@ -641,16 +639,19 @@ AVX2_INLINE void atoms_i(const struct dpu_i *k, bool tr, bool narrow, const int3
     }
 }
 
-AVX2 static void dpu_atoms_i(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
+AVX2 static bool dpu_atoms_i(const struct rn_dpu_fast *f, const int32_t *acc, const int32_t *bias,
                              const int32_t *wsum, int8_t *out, size_t os, size_t n)
 {
     struct dpu_i k;
-    dpu_i_setup(&k, f);
+    if (!dpu_i_setup(&k, f)) {
+        return false;
+    }
     if (k.narrow) {   /* each form a loop of its own: the choice is per task */
         atoms_i(&k, k.tr, true, acc, bias, wsum, out, os, n);
     } else {
         atoms_i(&k, k.tr, false, acc, bias, wsum, out, os, n);
     }
+    return true;
 }
 
 /* exact in int32 by fits32; the weight sums undo the inputs' + 128 */
@@ -678,11 +679,10 @@ AVX2 bool rn_avx2_dpu_conv_i(const struct rn_dpu_fast *f, const int32_t *acc, si
                              const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
                              int8_t *out, size_t os, size_t natoms, size_t npix)
 {
-    if (!int_path(f)) {
+    struct dpu_i k;
+    if (!dpu_i_setup(&k, f)) {
         return false;
     }
-    struct dpu_i k;
-    dpu_i_setup(&k, f);
     if (k.narrow && !k.tr) {   /* the two forms Mesa's programs take get loops of their own */
         conv_i(&k, false, true, f->ow_op, acc, acc_stride, wsum_w, bias, s, out, os, natoms, npix);
     } else if (!k.narrow && !k.tr) {
@@ -705,8 +705,7 @@ AVX2 static void dpu_avx2(const struct rn_dpu_fast *f, const int32_t *acc, const
                           const int32_t *wsum, const int8_t *e, size_t es, int8_t *out,
                           size_t os, size_t n)
 {
-    if (int_path(f)) {
-        dpu_atoms_i(f, acc, bias, wsum, out, os, n);
+    if (dpu_atoms_i(f, acc, bias, wsum, out, os, n)) {   /* the integer form, where it applies */
         return;
     }
     struct dpu_d k;
@@ -764,24 +763,11 @@ AVX2 void rn_avx2_fix(const int32_t *acc, const int32_t *wsum_w, size_t nk, size
 
 /* ---- the tables ---- */
 
-static const struct rn_kernel_impl avx2;
-
-AVX2 static void dpu_conv_avx2(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
-                               const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
-                               const int8_t *e, size_t es, int8_t *out, size_t os, size_t natoms,
-                               size_t npix)
-{
-    if (!rn_avx2_dpu_conv_i(f, acc, acc_stride, wsum_w, bias, s, out, os, natoms, npix)) {
-        rn_dpu_conv_by_atoms(&avx2, f, acc, acc_stride, wsum_w, bias, s, e, es, out, os, natoms,
-                             npix);
-    }
-}
-
 static const struct rn_kernel_impl avx2 = {
     .name = "avx2", .gemm = gemm_madd, .packed_size = madd_packed_size, .pack = madd_pack,
     .pack_fold = madd_pack_fold, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
     .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix,
-    .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
+    .dpu_conv = rn_avx2_dpu_conv_i, .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
 };
 
 const struct rn_kernel_impl *rn_kernels_avx2(void)
@@ -806,14 +792,14 @@ const struct rn_kernel_impl *rn_kernels_avxvnni(void)
         .name = "avxvnni", .gemm = gemm_avxvnni, .packed_size = rn_dot16_packed_size,
         .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel,
         .sum = rn_avx2_sum, .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix,
-        .dpu_conv = dpu_conv_avx2, .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
+        .dpu_conv = rn_avx2_dpu_conv_i, .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
     };
 #endif
     static const struct rn_kernel_impl evex = {
         .name = "avxvnni", .note = "its 256-bit GEMM EVEX-encoded: AVX512-VNNI/VL, no AVX-VNNI",
         .gemm = gemm_avxvnni_evex, .packed_size = rn_dot16_packed_size, .pack = rn_dot16_pack,
         .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
-        .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix, .dpu_conv = dpu_conv_avx2,
+        .ssum = rn_avx2_ssum, .dpu = dpu_avx2, .fix = rn_avx2_fix, .dpu_conv = rn_avx2_dpu_conv_i,
         .dw_fold = rn_avx2_dw_fold, .wide = &rn_wide_avx2,
     };
     if (!rn_kernels_avx2()) {

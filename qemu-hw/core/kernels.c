@@ -382,25 +382,11 @@ static void dpu_vnni(const struct rn_dpu_fast *f, const int32_t *acc, const int3
     }
 }
 
-static const struct rn_kernel_impl vnni;
-
-/* A conv block's DPU: the AVX2 integer form where it applies, else dpu_vnni a pixel at a time */
-static void dpu_conv_vnni(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
-                          const int32_t *wsum_w, const int32_t *bias, const int32_t *s,
-                          const int8_t *e, size_t es, int8_t *out, size_t os, size_t natoms,
-                          size_t npix)
-{
-    if (!rn_avx2_dpu_conv_i(f, acc, acc_stride, wsum_w, bias, s, out, os, natoms, npix)) {
-        rn_dpu_conv_by_atoms(&vnni, f, acc, acc_stride, wsum_w, bias, s, e, es, out, os, natoms,
-                             npix);
-    }
-}
-
 /* The AVX-512 VNNI path: its GEMM and DPU; the depthwise and byte sums of the AVX2 path. */
 static const struct rn_kernel_impl vnni = {
     .name = "avx512vnni", .gemm = gemm_vnni_blocked, .packed_size = rn_dot16_packed_size,
     .pack = rn_dot16_pack, .dw = rn_avx2_dw, .dw_pixel = rn_avx2_dw_pixel, .sum = rn_avx2_sum,
-    .ssum = rn_avx2_ssum, .dpu = dpu_vnni, .fix = rn_avx2_fix, .dpu_conv = dpu_conv_vnni,
+    .ssum = rn_avx2_ssum, .dpu = dpu_vnni, .fix = rn_avx2_fix, .dpu_conv = rn_avx2_dpu_conv_i,
     .dw_fold = rn_avx2_dw_fold,
     .wide = &rn_wide_avx512,
 };
@@ -556,18 +542,24 @@ void rn_dpu_conv_by_atoms(const struct rn_kernel_impl *k, const struct rn_dpu_fa
     }
 }
 
+void rn_dpu_conv_on(const struct rn_kernel_impl *k, const struct rn_dpu_fast *f,
+                    const int32_t *acc, size_t acc_stride, const int32_t *wsum_w,
+                    const int32_t *bias, const int32_t *s, const int8_t *e, size_t e_stride,
+                    int8_t *out, size_t out_stride, size_t natoms, size_t npix)
+{
+    if (!k->dpu_conv ||
+        !k->dpu_conv(f, acc, acc_stride, wsum_w, bias, s, out, out_stride, natoms, npix)) {
+        rn_dpu_conv_by_atoms(k, f, acc, acc_stride, wsum_w, bias, s, e, e_stride, out,
+                             out_stride, natoms, npix);
+    }
+}
+
 void rn_dpu_conv(const struct rn_dpu_fast *f, const int32_t *acc, size_t acc_stride,
                  const int32_t *wsum_w, const int32_t *bias, const int32_t *s, const int8_t *e,
                  size_t e_stride, int8_t *out, size_t out_stride, size_t natoms, size_t npix)
 {
-    const struct rn_kernel_impl *k = impl();
-    if (k->dpu_conv) {
-        k->dpu_conv(f, acc, acc_stride, wsum_w, bias, s, e, e_stride, out, out_stride, natoms,
-                    npix);
-    } else {
-        rn_dpu_conv_by_atoms(k, f, acc, acc_stride, wsum_w, bias, s, e, e_stride, out,
-                             out_stride, natoms, npix);
-    }
+    rn_dpu_conv_on(impl(), f, acc, acc_stride, wsum_w, bias, s, e, e_stride, out, out_stride,
+                   natoms, npix);
 }
 
 bool rn_dpu_int_plan(const struct rn_dpu_fast *f, struct rn_dpu_int *p)

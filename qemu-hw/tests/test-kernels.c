@@ -482,19 +482,6 @@ static void test_dpu(const struct rn_kernel_impl *k)
     report(k, "dpu fast path", bad);
 }
 
-/* rn_dpu_conv on table k: its own or through its dpu entry */
-static void dpu_conv_of(const struct rn_kernel_impl *k, const struct rn_dpu_fast *f,
-                        const int32_t *acc, size_t as, const int32_t *ww, const int32_t *bias,
-                        const int32_t *s, const int8_t *e, size_t es, int8_t *out, size_t os,
-                        size_t na, size_t np)
-{
-    if (k->dpu_conv) {
-        k->dpu_conv(f, acc, as, ww, bias, s, e, es, out, os, na, np);
-    } else {
-        rn_dpu_conv_by_atoms(k, f, acc, as, ww, bias, s, e, es, out, os, na, np);
-    }
-}
-
 /* A GEMM block's DPU against the generic dpu entry run a pixel at a time on the fixed sums. */
 static void test_dpu_conv(const struct rn_kernel_impl *k)
 {
@@ -537,7 +524,7 @@ static void test_dpu_conv(const struct rn_kernel_impl *k)
         }
         memset(out, 0x55, sizeof(out));
         memset(want, 0x55, sizeof(want));
-        dpu_conv_of(k, &f, acc, as, ww, bias, s, e, es, out, os, na, np);
+        rn_dpu_conv_on(k, &f, acc, as, ww, bias, s, e, es, out, os, na, np);
         for (size_t i = 0; i < np; i++) {
             for (size_t o = 0; o < 16 * na; o++) {
                 a[o] = (int32_t)((uint32_t)acc[i * as + o] - 128u * (uint32_t)ww[o]);
