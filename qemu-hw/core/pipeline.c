@@ -633,6 +633,15 @@ static void dw_part(void *arg, struct rn_part *part, uint32_t y0, uint32_t y1)
     }
 }
 
+/*
+ * May CPEND fold into int16 weights (rn_gemm_pack_fold, rn_dw_fold)? The DPU fast path on the
+ * task's one sum acc + ow_op * wsum, exact in int32 by fits32; w + ow_op must fit int16.
+ */
+static bool can_fold(const struct dpu_ctx *k)
+{
+    return k->fast && k->f.fits32 && !k->cacc && k->f.ow_op >= -32640 && k->f.ow_op <= 32639;
+}
+
 /* The task's output rows, over the core's threads (c->threads; the bytes do not depend on it). */
 static void compute_rows(struct rn_core *c, const struct rn_conv *d, const struct tile *t,
                          const struct wpack *p, const struct dpu_ctx *k, const int8_t *ew,
@@ -647,11 +656,8 @@ static void compute_rows(struct rn_core *c, const struct rn_conv *d, const struc
         }
         r.w = w;
         size_t kreal = (size_t)d->kh * d->kw * d->ci;
-        int32_t *wsumf = NULL;
-        if (k->fast && k->f.fits32 && !k->cacc && k->f.ow_op >= -32640 && k->f.ow_op <= 32639) {
-            wsumf = rn_scratch(c, RN_BUF_FOLD, p->nout_pad * sizeof(int32_t));
-        }
-        /* CPEND in the weights: no window sums; fits32 keeps acc + ow_op * wsum exact in int32 */
+        int32_t *wsumf = can_fold(k) ? rn_scratch(c, RN_BUF_FOLD, p->nout_pad * 4) : NULL;
+        /* CPEND in the weights: no window sums */
         if (wsumf && rn_gemm_pack_fold(p->w, p->nout_pad, p->kp, kreal, k->f.ow_op, w)) {
             for (size_t o = 0; o < p->nout_pad; o++) {
                 wsumf[o] = p->sum[o] + k->f.ow_op * (int32_t)kreal;
@@ -660,9 +666,7 @@ static void compute_rows(struct rn_core *c, const struct rn_conv *d, const struc
         } else {
             rn_gemm_pack(p->w, p->nout_pad, p->kp, w);
         }
-    } else if (k->fast && k->f.fits32 && !k->cacc && rn_dw_fold_available() &&
-               k->f.ow_op >= -32640 && k->f.ow_op <= 32639) {
-        /* w + ow_op fits int16; fits32: acc + ow_op * wsum, the one sum it gives, is exact */
+    } else if (can_fold(k) && rn_dw_fold_available()) {
         size_t taps = (size_t)d->kh * d->kw, cc = d->ci < d->co_calc ? d->ci : d->co_calc;
         int16_t *f = rn_scratch(c, RN_BUF_GEMMW, rn_dw_fold_packed_size(taps, cc) * 2);
         if (f) {   /* else (over the scratch limit) the plain depthwise path */
